@@ -1,0 +1,266 @@
+"""The one writer: every metric, param, tag, figure, table and artifact of a run goes through a tracker.
+
+* :class:`MlflowTracker` — MLflow through ``MlflowClient`` with explicit run ids (safe in worker processes),
+  batched writes within MLflow's limits, JAX / numpy scalars converted, retries with back-off on
+  ``database is locked`` and transient HTTP errors.
+* :class:`NullTracker` — same interface, keeps everything in memory (``tracking=off``; tests, quick looks).
+
+This is the only module of the project that imports mlflow.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 5000
+TERMINAL = ("FINISHED", "FAILED", "KILLED")
+
+
+def to_float(value: Any) -> float:
+    """Python float of a number, 0-d numpy array or JAX array."""
+    return float(np.asarray(value))
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``; lists stay values (logged as their text)."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def default_tracking_uri(launch_dir: str | os.PathLike) -> str:
+    return f"sqlite:///{Path(launch_dir).resolve() / 'mlflow.db'}"
+
+
+def _transient(err: BaseException) -> bool:
+    text = str(err).lower()
+    needles = ("database is locked", "connection", "timed out", "temporarily", "503", "502", "429")
+    return any(n in text for n in needles)
+
+
+def retry(fn: Callable[[], T], *, attempts: int = 8, base_delay: float = 0.1) -> T:
+    """Call ``fn``; on a transient store error wait ``base_delay * 2**i`` (capped at 5 s) and try again."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception as err:  # noqa: BLE001 - filtered by _transient
+            if i == attempts - 1 or not _transient(err):
+                raise
+            delay = min(base_delay * 2**i, 5.0)
+            log.warning("tracking store busy (%s); retrying in %.1f s", str(err).splitlines()[0], delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def write_table_csv(path: str | Path, table: Mapping[str, Any]) -> None:
+    """Write a column table ``{name: 1-d array}`` as CSV."""
+    cols = {k: np.asarray(v).reshape(-1) for k, v in table.items()}
+    n = {len(v) for v in cols.values()}
+    if len(n) > 1:
+        raise ValueError(f"table columns differ in length: { {k: len(v) for k, v in cols.items()} }")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for row in zip(*cols.values(), strict=True):
+            w.writerow([x.item() if hasattr(x, "item") else x for x in row])
+
+
+class NullTracker:
+    """Keeps what would be logged in memory: ``params``, ``tags``, ``metrics[key] -> [(step, value)]``,
+    ``figures``, ``tables``, ``artifacts``, ``status``."""
+
+    def __init__(self, uri: str | None = None, experiment: str = "dbn-complex-networks", **_: Any):
+        self.uri = uri
+        self.experiment = experiment
+        self.run_id: str | None = None
+        self.params: dict[str, str] = {}
+        self.tags: dict[str, str] = {}
+        self.metrics: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        self.figures: dict[str, Any] = {}
+        self.tables: dict[str, dict[str, np.ndarray]] = {}
+        self.artifacts: list[tuple[str, str | None]] = []
+        self.status: str | None = None
+        self.message: str | None = None
+
+    def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> None:
+        self.run_id = None
+        self.run_name = run_name
+        self.params = {k: str(v) for k, v in params.items()}
+        self.tags = {k: str(v) for k, v in tags.items()}
+        self.status = "RUNNING"
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        for k, v in metrics.items():
+            self.metrics[k].append((int(step), to_float(v)))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.tags.update({k: str(v) for k, v in tags.items()})
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self.figures[artifact_file] = figure
+
+    def log_table(self, table: Mapping[str, Any], artifact_file: str) -> None:
+        self.tables[artifact_file] = {k: np.asarray(v) for k, v in table.items()}
+
+    def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
+        self.artifacts.append((str(local_path), artifact_path))
+
+    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        self.artifacts.append((str(local_dir), artifact_path))
+
+    def log_result(self, result: Any, step: int) -> None:
+        """Log an analysis result (anything with ``metrics``, ``figures``, ``tables`` mappings)."""
+        self.log_metrics(result.metrics, step)
+        for name, fig in result.figures.items():
+            self.log_figure(fig, name)
+        for name, table in result.tables.items():
+            self.log_table(table, name)
+
+    def end_run(self, status: str = "FINISHED", message: str | None = None) -> None:
+        self.status = status
+        self.message = message
+
+
+class MlflowTracker(NullTracker):
+    """Writes to an MLflow tracking store.
+
+    Args:
+        uri: tracking URI; ``None`` = ``sqlite:///<cwd>/mlflow.db`` with artifacts in ``<cwd>/mlartifacts``.
+            The ``MLFLOW_TRACKING_URI`` environment variable, when set, wins.
+        experiment: experiment name (created if missing).
+        artifact_location: where a newly created experiment stores artifacts (default: beside the database
+            for the default SQLite store, the server's choice otherwise).
+    """
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        experiment: str = "dbn-complex-networks",
+        artifact_location: str | None = None,
+        **_: Any,
+    ):
+        super().__init__(uri, experiment)
+        from mlflow.tracking import MlflowClient
+
+        env_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if env_uri:
+            uri = env_uri
+        elif uri is None:
+            uri = default_tracking_uri(os.getcwd())
+            artifact_location = artifact_location or (Path.cwd() / "mlartifacts").resolve().as_uri()
+        self.uri = uri
+        self.artifact_location = artifact_location
+        self.client = MlflowClient(tracking_uri=uri)
+        self.experiment_id = retry(self._get_or_create_experiment)
+
+    def _get_or_create_experiment(self) -> str:
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return self.client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+        except Exception:  # noqa: BLE001 - created concurrently by another process
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> str:
+        from mlflow.entities import Param, RunTag
+
+        run = retry(lambda: self.client.create_run(self.experiment_id, run_name=run_name))
+        self.run_id = run.info.run_id
+        self.status = "RUNNING"
+        truncated = []
+        plist = []
+        for k, v in params.items():
+            text = str(v)
+            if len(text) > MAX_PARAM_VALUE:
+                truncated.append(k)
+                text = text[: MAX_PARAM_VALUE - 3] + "..."
+            plist.append(Param(k, text))
+        all_tags = dict(tags)
+        if truncated:
+            all_tags["params_truncated"] = ",".join(truncated)
+        for chunk in _chunks(plist, MAX_PARAMS_PER_BATCH):
+            retry(lambda c=chunk: self.client.log_batch(self.run_id, params=c))
+        tag_list = [RunTag(k, str(v)[:MAX_TAG_VALUE]) for k, v in all_tags.items()]
+        for chunk in _chunks(tag_list, MAX_TAGS_PER_BATCH):
+            retry(lambda c=chunk: self.client.log_batch(self.run_id, tags=c))
+        return self.run_id
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = []
+        for k, v in metrics.items():
+            x = to_float(v)
+            if math.isfinite(x):
+                items.append(Metric(k, x, ts, int(step)))
+            else:
+                log.warning("metric %s = %s at step %d is not finite; logged as a tag", k, x, step)
+                self.set_tags({f"nonfinite/{k}": f"{x} at step {step}"})
+        for chunk in _chunks(items, MAX_METRICS_PER_BATCH):
+            retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)[:MAX_TAG_VALUE]) for k, v in tags.items()]
+        for chunk in _chunks(items, MAX_TAGS_PER_BATCH):
+            retry(lambda c=chunk: self.client.log_batch(self.run_id, tags=c))
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        retry(lambda: self.client.log_figure(self.run_id, figure, artifact_file))
+
+    def log_table(self, table: Mapping[str, Any], artifact_file: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(artifact_file).name
+            write_table_csv(local, table)
+            parent = str(Path(artifact_file).parent)
+            self.log_artifact(local, None if parent == "." else parent)
+
+    def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
+        retry(lambda: self.client.log_artifact(self.run_id, str(local_path), artifact_path))
+
+    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        retry(lambda: self.client.log_artifacts(self.run_id, str(local_dir), artifact_path))
+
+    def end_run(self, status: str = "FINISHED", message: str | None = None) -> None:
+        if self.run_id is None or self.status in TERMINAL:
+            return
+        if message:
+            self.set_tags({"error": message[:MAX_TAG_VALUE]})
+        retry(lambda: self.client.set_terminated(self.run_id, status=status))
+        self.status = status
+        self.message = message

@@ -1,0 +1,3 @@
+from dbn_jax.app import main
+
+main()

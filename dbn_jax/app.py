@@ -1,0 +1,324 @@
+"""The Hydra app ``dbn-experiment``: read and validate the config once, wire data, model, callbacks and tracker,
+run the loop.
+
+    dbn-experiment                                   # 784-500-500-2000 on the embedded 5k MNIST digits
+    dbn-experiment experiment=smoke tracking=off     # seconds
+    dbn-experiment -m seed=0,1,2,3,4                 # a sweep
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import hydra
+import jax
+import jax.numpy as jnp
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from dbn_jax import checkpoint, data
+from dbn_jax.config import ConfigError, ExperimentConfig, check_data_size, validate
+from dbn_jax.metrics import linear_readout_accuracy
+from dbn_jax.train import (
+    EpochEnd,
+    LayerEnd,
+    TrainEnd,
+    TrainSettings,
+    propagate,
+    restore_train_state,
+    train_dbn,
+)
+
+log = logging.getLogger("dbn_jax")
+
+
+class Terminated(BaseException):
+    """Raised from the SIGTERM handler so the run is closed as KILLED and the checkpoint kept."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame):
+        raise Terminated(f"received signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. some launchers): leave handling to the parent
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _git_info() -> dict[str, str]:
+    src = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode != 0:
+            return {"git_commit": "unknown", "git_dirty": "unknown"}
+        dirty = subprocess.run(
+            ["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return {"git_commit": commit.stdout.strip(), "git_dirty": str(bool(dirty.stdout.strip()))}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "unknown", "git_dirty": "unknown"}
+
+
+def _fingerprint(c: ExperimentConfig) -> str:
+    """Hash of everything that determines the trained weights (checked on resume)."""
+    key = {
+        "seed": c.seed,
+        "model": asdict(c.model),
+        "train": asdict(c.train),
+        "dataset": {k: getattr(c.dataset, k) for k in ("name", "n_train", "binarize")},
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _hydra_context() -> tuple[Path, Path, list[str], bool]:
+    """(output dir, launch dir, task overrides, is multirun); sensible values outside Hydra."""
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        return (
+            Path(hc.runtime.output_dir),
+            Path(hc.runtime.cwd),
+            list(hc.overrides.task),
+            hc.mode == RunMode.MULTIRUN,
+        )
+    out = Path.cwd() / "outputs" / time.strftime("%Y-%m-%d/%H-%M-%S")
+    return out, Path.cwd(), [], False
+
+
+def _params(cfg: DictConfig) -> dict[str, Any]:
+    tree = {k: cfg[k] for k in cfg if k != "hydra"}
+    resolved = {
+        k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in tree.items()
+    }
+
+    def flat(t: Any, prefix: str) -> dict[str, Any]:
+        if isinstance(t, dict):
+            out: dict[str, Any] = {}
+            for k, v in t.items():
+                out.update(flat(v, f"{prefix}{k}."))
+            return out
+        return {prefix[:-1]: t}
+
+    return flat(resolved, "")
+
+
+def _load_data(c: ExperimentConfig) -> data.Dataset:
+    d = c.dataset
+    return data.load(
+        d.name,
+        path=d.path,
+        n_train=d.n_train,
+        binarize_mode=d.binarize,
+        seed=c.seed,
+        mirrors=list(d.mirrors) or None,
+    )
+
+
+def _readout(layers: tuple, ds: data.Dataset, l2: float, max_iter: int) -> dict[str, float]:
+    """Test accuracy of a linear read-out from pixels and from each hidden layer's probabilities."""
+    x_tr, x_te = jnp.asarray(ds.x_train), jnp.asarray(ds.x_test)
+    y_tr, y_te = jnp.asarray(ds.y_train), jnp.asarray(ds.y_test)
+    out = {}
+    name = "pixels"
+    for i in range(len(layers) + 1):
+        acc = linear_readout_accuracy(x_tr, y_tr, x_te, y_te, l2=l2, max_iter=max_iter)
+        out[f"readout/{name}/accuracy"] = float(acc)
+        if i < len(layers):
+            x_tr, x_te = propagate(layers[i], x_tr), propagate(layers[i], x_te)
+            name = f"h{i + 1}"
+    return out
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train, analyse, log. Returns the top layer's read-out accuracy (the sweep objective), if computed.
+
+    Raises:
+        ConfigError, data.DataError: invalid input, raised before any training and before a run is created.
+    """
+    c = validate(cfg)
+    output_dir, launch_dir, overrides, _ = _hydra_context()
+    start_state = None
+    settings = TrainSettings(**asdict(c.train))
+    ds = _load_data(c)
+    check_data_size(c, ds.x_train.shape[0])
+    steps_per_epoch = ds.x_train.shape[0] // settings.batch_size
+    fingerprint = _fingerprint(c)
+    if c.resume is not None:
+        meta, done, leaves = checkpoint.load_state(Path(c.resume) / "checkpoint" / "state.npz")
+        if meta.get("fingerprint") != fingerprint:
+            raise ConfigError(
+                f"invalid config: resume={c.resume!r}; its checkpoint was written with another "
+                "seed/model/train/dataset config; allowed: the output dir of a run with the same config"
+            )
+        start_state = restore_train_state(
+            meta["layer"], meta["epoch"], done, leaves, ds.x_train.shape[1],
+            c.model.hidden, settings, steps_per_epoch,
+        )  # fmt: skip
+
+    tracking_cfg = OmegaConf.to_container(cfg.tracking, resolve=True)
+    if tracking_cfg.get("uri") is None and tracking_cfg["_target_"].endswith("MlflowTracker"):
+        tracking_cfg["uri"] = f"sqlite:///{launch_dir.resolve() / 'mlflow.db'}"
+        tracking_cfg["artifact_location"] = (launch_dir / "mlartifacts").resolve().as_uri()
+    tracker = instantiate(tracking_cfg)
+    callbacks = [instantiate(cb) for cb in c.analysis.callbacks]
+
+    run_name = ",".join(overrides) or "default"
+    tags = {
+        "seed": c.seed,
+        "overrides": " ".join(overrides),
+        "jax_backend": jax.default_backend(),
+        "jax_devices": ", ".join(str(d) for d in jax.devices()),
+        "jax_version": jax.__version__,
+        "dataset_source": ds.source,
+        "output_dir": str(output_dir),
+        "config_fingerprint": fingerprint,
+        **_git_info(),
+    }
+    if c.resume is not None:
+        tags["resumed_from"] = str(c.resume)
+    tracker.start_run(run_name, _params(cfg), tags)
+    try:
+        with _sigterm_raises():
+            objective = _train_and_log(c, cfg, ds, settings, tracker, callbacks, output_dir,
+                                       fingerprint, start_state)  # fmt: skip
+    except (KeyboardInterrupt, Terminated) as err:
+        tracker.end_run("KILLED", f"{type(err).__name__}: {err}")
+        raise
+    except BaseException as err:
+        tracker.end_run("FAILED", f"{type(err).__name__}: {err}")
+        raise
+    tracker.end_run("FINISHED")
+    return objective
+
+
+def _train_and_log(
+    c: ExperimentConfig,
+    cfg: DictConfig,
+    ds: data.Dataset,
+    settings: TrainSettings,
+    tracker: Any,
+    callbacks: list[Callable],
+    output_dir: Path,
+    fingerprint: str,
+    start_state: Any,
+) -> float | None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    state_path = output_dir / "checkpoint" / "state.npz"
+    hydra_dir = output_dir / ".hydra"
+    if hydra_dir.is_dir():
+        tracker.log_artifacts(hydra_dir, "hydra")
+    n_mon = c.monitor.n_samples
+    bar = None
+    t_layer = time.perf_counter()
+    events = train_dbn(
+        jax.random.key(c.seed), ds.x_train, c.model.hidden, settings, ds.x_test[:n_mon],
+        n_monitor=n_mon, start=start_state,
+    )  # fmt: skip
+    layers: tuple = ()
+    for event in events:
+        if isinstance(event, EpochEnd):
+            h = f"h{event.layer}"
+            if bar is None:
+                bar = tqdm(total=event.n_epochs, initial=event.epoch, desc=f"train {h}",
+                           unit="epoch", disable=None, file=sys.stderr)  # fmt: skip
+            else:
+                bar.update(1)
+            bar.set_postfix(recon=f"{event.metrics['recon_error']:.4f}")
+            tracker.log_metrics({f"train/{h}/{k}": v for k, v in event.metrics.items()}, event.epoch)
+            checkpoint.save_state(
+                state_path,
+                layer=event.layer,
+                epoch=event.epoch,
+                done=event.state.done,
+                leaves=jax.tree_util.tree_leaves(event.state.current),
+                meta={"fingerprint": fingerprint, "seed": c.seed},
+            )
+        elif isinstance(event, LayerEnd):
+            if bar is not None:
+                bar.close()
+                bar = None
+            elapsed = time.perf_counter() - t_layer
+            tracker.log_metrics({f"time/h{event.layer}/train_seconds": elapsed}, 0)
+            log.info("layer h%d trained in %.1f s", event.layer, elapsed)
+            t_layer = time.perf_counter()
+        elif isinstance(event, TrainEnd):
+            layers = event.layers
+        for cb in callbacks:
+            result = cb(event)
+            if result is not None:
+                step = event.epoch if isinstance(event, EpochEnd) else settings.epochs
+                tracker.log_result(result, step)
+
+    model_dir = checkpoint.save_model(
+        output_dir / "model",
+        layers,
+        meta={
+            "seed": c.seed,
+            "config": OmegaConf.to_container(cfg.model),
+            "fingerprint": fingerprint,
+        },
+    )
+    tracker.log_artifacts(model_dir, "model")
+    objective = None
+    if c.readout.enabled:
+        t0 = time.perf_counter()
+        acc = _readout(layers, ds, c.readout.l2, c.readout.max_iter)
+        acc["time/readout_seconds"] = time.perf_counter() - t0
+        tracker.log_metrics(acc, 0)
+        objective = acc[f"readout/h{len(layers)}/accuracy"]
+        log.info("read-out accuracy: %s", {k: round(v, 4) for k, v in acc.items()})
+    log_file = output_dir / f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else None
+    if log_file is not None and log_file.exists():
+        tracker.log_artifact(log_file, "logs")
+    return objective
+
+
+def _report(err: BaseException) -> None:
+    print(f"error: {err}", file=sys.stderr)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://dbn_jax.conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """Console script ``dbn-experiment``; ``python -m dbn_jax`` does the same."""
+    try:
+        return run(cfg)
+    except (ConfigError, data.DataError) as err:
+        _report(err)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the launcher records the failed job and goes on with the others
+        sys.exit(2)
+    except Terminated:
+        sys.exit(128 + signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    main()

@@ -1,0 +1,194 @@
+"""The configuration schema and its one-time validation.
+
+Hydra composes ``conf/``; :func:`validate` merges the result into the structured dataclasses below (OmegaConf
+checks the types), then checks every range. Any problem raises :class:`ConfigError` with one line that names the
+key, the value and what is allowed. Nothing below the app sees a ``DictConfig``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+DATASETS = ("mnist5k", "mnist", "fashion_mnist", "idx")
+BINARIZE = ("none", "threshold", "sample")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; ``str(err)`` is one line naming the key."""
+
+
+@dataclass
+class ModelConfig:
+    hidden: list[int] = field(default_factory=lambda: [500, 500, 2000])
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 100
+    cd_steps: int = 1
+    persistent: bool = False
+    learning_rate: float = 0.1
+    momentum: float = 0.5
+    final_momentum: float = 0.9
+    momentum_switch_epoch: int = 5
+    weight_decay: float = 2e-4
+    init_std: float = 0.1
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "mnist5k"
+    path: str | None = None
+    n_train: int | None = None
+    binarize: str = "none"
+    mirrors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TrackingConfig:
+    _target_: str = "analysis.tracking.MlflowTracker"
+    uri: str | None = None
+    experiment: str = "dbn-complex-networks"
+
+
+@dataclass
+class ReadoutConfig:
+    enabled: bool = True
+    l2: float = 1e-4
+    max_iter: int = 100
+
+
+@dataclass
+class MonitorConfig:
+    n_samples: int = 1000
+
+
+@dataclass
+class AnalysisConfig:
+    callbacks: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class ExperimentConfig:
+    seed: int = 0
+    resume: str | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"invalid config: {key}={value!r}; allowed: {allowed}")
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        _fail(key, value, allowed)
+
+
+def _typed(cfg: DictConfig) -> ExperimentConfig:
+    """Resolve and merge into the schema: unknown keys and wrong types become ConfigError."""
+    try:
+        user = {
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in ((k, cfg[k]) for k in cfg if k != "hydra")
+        }
+        merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), OmegaConf.create(user))
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or getattr(err, "key", None) or "?"
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "Missing mandatory value" in msg:
+            raise ConfigError(f"invalid config: {key} is required but not set") from None
+        raise ConfigError(f"invalid config: {key}: {msg}") from None
+
+
+def validate(cfg: DictConfig) -> ExperimentConfig:
+    """Type- and range-check the composed config.
+
+    Args:
+        cfg: the config Hydra composed (``hydra`` node ignored).
+
+    Returns:
+        The typed :class:`ExperimentConfig`.
+
+    Raises:
+        ConfigError: on the first invalid value, with a one-line message naming the key.
+    """
+    c = _typed(cfg)
+    _check(c.seed >= 0, "seed", c.seed, "an integer >= 0")
+    _check(len(c.model.hidden) >= 1, "model.hidden", c.model.hidden, "a non-empty list of sizes >= 1")
+    for i, n in enumerate(c.model.hidden):
+        _check(n >= 1, f"model.hidden[{i}]", n, "an integer >= 1")
+
+    t = c.train
+    _check(t.epochs >= 0, "train.epochs", t.epochs, "an integer >= 0")
+    _check(t.batch_size >= 1, "train.batch_size", t.batch_size, "an integer >= 1")
+    _check(t.cd_steps >= 1, "train.cd_steps", t.cd_steps, "an integer >= 1")
+    _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate, "a float > 0")
+    _check(0 <= t.momentum < 1, "train.momentum", t.momentum, "a float in [0, 1)")
+    _check(0 <= t.final_momentum < 1, "train.final_momentum", t.final_momentum, "a float in [0, 1)")
+    _check(
+        t.momentum_switch_epoch >= 0,
+        "train.momentum_switch_epoch",
+        t.momentum_switch_epoch,
+        "an integer >= 0",
+    )
+    _check(t.weight_decay >= 0, "train.weight_decay", t.weight_decay, "a float >= 0")
+    _check(t.init_std > 0, "train.init_std", t.init_std, "a float > 0")
+
+    d = c.dataset
+    _check(d.name in DATASETS, "dataset.name", d.name, " | ".join(DATASETS))
+    _check(d.binarize in BINARIZE, "dataset.binarize", d.binarize, " | ".join(BINARIZE))
+    if d.n_train is not None:
+        _check(d.n_train >= 1, "dataset.n_train", d.n_train, "null or an integer >= 1")
+    if d.name == "idx":
+        _check(bool(d.path), "dataset.path", d.path, "a folder holding the four IDX files")
+    if d.path is not None and d.name in ("idx", "mnist"):
+        _check(os.path.isdir(d.path), "dataset.path", d.path, "an existing folder")
+    if d.n_train is not None:
+        _check(
+            t.batch_size <= d.n_train,
+            "train.batch_size",
+            t.batch_size,
+            f"an integer in [1, dataset.n_train={d.n_train}]",
+        )
+
+    tr = c.tracking
+    if tr.uri is not None:
+        scheme = tr.uri.split(":", 1)[0] if ":" in tr.uri else ""
+        allowed = ("sqlite", "http", "https", "postgresql", "mysql", "databricks", "file")
+        _check(scheme in allowed, "tracking.uri", tr.uri, "a URI with scheme " + " | ".join(allowed))
+    _check(bool(tr.experiment), "tracking.experiment", tr.experiment, "a non-empty name")
+
+    _check(c.readout.l2 >= 0, "readout.l2", c.readout.l2, "a float >= 0")
+    _check(c.readout.max_iter >= 1, "readout.max_iter", c.readout.max_iter, "an integer >= 1")
+    _check(c.monitor.n_samples >= 1, "monitor.n_samples", c.monitor.n_samples, "an integer >= 1")
+    if c.resume is not None:
+        _check(
+            os.path.isdir(os.path.join(c.resume, "checkpoint")),
+            "resume",
+            c.resume,
+            "null or the output dir of an earlier run (a folder holding checkpoint/)",
+        )
+    return c
+
+
+def check_data_size(c: ExperimentConfig, n_train: int) -> None:
+    """Checks that depend on the loaded data (run after loading, before training)."""
+    _check(
+        c.train.batch_size <= n_train,
+        "train.batch_size",
+        c.train.batch_size,
+        f"an integer in [1, {n_train}] (the number of training images)",
+    )
