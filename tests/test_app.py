@@ -1,0 +1,196 @@
+"""The Hydra app end to end: config composition and validation, the CLI, the MLflow run, the model artifact."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir, initialize_config_module
+from mlflow.tracking import MlflowClient
+
+from dbn_jax import load_dbn
+from dbn_jax.config import ConfigError, validate
+
+
+def _compose(overrides: list[str]):
+    with initialize_config_module("dbn_jax.conf", version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["model.hidden=[]"], "model.hidden"),
+        (["model.hidden=[500,0]"], "model.hidden[1]"),
+        (["model.hidden=[-3]"], "model.hidden[0]"),
+        (["train.cd_steps=0"], "train.cd_steps"),
+        (["train.batch_size=0"], "train.batch_size"),
+        (["experiment=smoke", "train.batch_size=1001"], "train.batch_size"),
+        (["train.learning_rate=0"], "train.learning_rate"),
+        (["train.learning_rate=-0.1"], "train.learning_rate"),
+        (["train.momentum=1.0"], "train.momentum"),
+        (["train.final_momentum=-0.1"], "train.final_momentum"),
+        (["train.weight_decay=-1e-4"], "train.weight_decay"),
+        (["train.epochs=-1"], "train.epochs"),
+        (["train.epochs=ten"], "train.epochs"),
+        (["train.init_std=0"], "train.init_std"),
+        (["train.momentum_switch_epoch=-2"], "train.momentum_switch_epoch"),
+        (["dataset.binarize=maybe"], "dataset.binarize"),
+        (["dataset.n_train=0"], "dataset.n_train"),
+        (["dataset.name=cifar"], "dataset.name"),
+        (["dataset=idx"], "dataset.path"),
+        (["dataset=idx", "dataset.path=/no/such/folder"], "dataset.path"),
+        (["seed=-1"], "seed"),
+        (["tracking.uri=mlruns"], "tracking.uri"),
+        (["tracking.experiment="], "tracking.experiment"),
+        (["readout.l2=-1"], "readout.l2"),
+        (["monitor.n_samples=0"], "monitor.n_samples"),
+        (["resume=/no/such/run"], "resume"),
+    ],
+)
+def test_invalid_config_names_the_key(overrides, key):
+    cfg = _compose(overrides)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"invalid config: {key}")
+
+
+def test_valid_presets_compose_and_validate():
+    assert validate(_compose([])).model.hidden == [500, 500, 2000]
+    smoke = validate(_compose(["experiment=smoke"]))
+    assert smoke.train.epochs == 2 and smoke.dataset.n_train == 1000
+    paper = validate(_compose(["experiment=testolin2018"]))
+    assert (paper.train.epochs, paper.dataset.name, paper.model.hidden) == (50, "mnist", [500, 500, 2000])
+    pcd = validate(_compose(["train=pcd"]))
+    assert pcd.train.persistent and pcd.train.cd_steps == 1
+    # Experiment presets win over the primary config's values; the command line wins over both.
+    assert validate(_compose(["experiment=smoke", "train.epochs=7"])).train.epochs == 7
+
+
+def test_defaults_match_the_published_recipe():
+    t = validate(_compose([])).train
+    assert (t.batch_size, t.cd_steps, t.learning_rate) == (100, 1, 0.1)
+    assert (t.momentum, t.final_momentum, t.momentum_switch_epoch) == (0.5, 0.9, 5)
+    assert (t.weight_decay, t.init_std, t.persistent) == (2e-4, 0.1, False)
+
+
+def test_other_hydra_apps_compose_our_groups(tmp_path):
+    """Another Hydra app reaches our config groups through `hydra.searchpath` (the plugin does the same for
+    a regular install; see test_install.py)."""
+    (tmp_path / "app.yaml").write_text(
+        "defaults:\n  - model: dbn_paper\n  - train: pcd\n  - _self_\n"
+        "hydra:\n  searchpath:\n    - pkg://dbn_jax.conf\nmine: 1\n"
+    )
+    with initialize_config_dir(str(tmp_path), version_base="1.3"):
+        cfg = compose("app")
+    assert list(cfg.model.hidden) == [500, 500, 2000]
+    assert cfg.train.persistent is True and cfg.mine == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (["train.batch_size=0"], "train.batch_size"),
+        (["train.batch_size=4001"], "train.batch_size"),  # larger than the 4,000 embedded training digits
+        (["dataset=idx", "dataset.path=/no/such/folder"], "dataset.path"),
+    ],
+)
+def test_cli_rejects_bad_values_before_any_run(tmp_path, data_cache, cli, args, key):
+    proc = cli([*args, f"hydra.run.dir={tmp_path}/out"], tmp_path, {"DBN_DATA_DIR": str(data_cache)})
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: invalid config: {key}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "model").exists()
+    # No MLflow run was created, so none can be left RUNNING or FINISHED.
+    if (tmp_path / "mlflow.db").exists():
+        client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        exp = client.get_experiment_by_name("dbn-complex-networks")
+        assert exp is None or not client.search_runs([exp.experiment_id])
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, data_cache, cli):
+    """One real `experiment=smoke` run logged to a fresh SQLite store."""
+    root = tmp_path_factory.mktemp("smoke")
+    out = root / "out"
+    proc = cli(["experiment=smoke", f"hydra.run.dir={out}"], root, {"DBN_DATA_DIR": str(data_cache)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, out, proc
+
+
+def test_smoke_run_is_logged_to_mlflow(smoke_run):
+    root, out, _ = smoke_run
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("dbn-complex-networks")
+    assert exp.artifact_location == (root / "mlartifacts").resolve().as_uri()
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "experiment=smoke"
+    p = run.data.params
+    assert p["train.epochs"] == "2" and p["model.hidden"] == "[64, 32, 64]" and p["seed"] == "0"
+    assert p["dataset.name"] == "mnist5k" and p["train.learning_rate"] == "0.1"
+    assert not any(k.startswith("hydra") for k in p)
+    tags = run.data.tags
+    assert tags["seed"] == "0" and tags["jax_backend"] == "cpu" and tags["git_commit"]
+    assert "jax_devices" in tags
+    for layer in (1, 2, 3):
+        history = client.get_metric_history(run.info.run_id, f"train/h{layer}/recon_error")
+        assert [m.step for m in history] == [0, 1, 2]
+        # Training lowers the reconstruction error.
+        assert history[-1].value < history[0].value
+    assert client.get_metric_history(run.info.run_id, "train/h1/pseudo_log_likelihood")
+    assert client.get_metric_history(run.info.run_id, "train/h2/free_energy_gap")
+    for name in ("pixels", "h1", "h2", "h3"):
+        acc = run.data.metrics[f"readout/{name}/accuracy"]
+        assert 0.1 < acc <= 1.0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/model.json", "model/layer_1.npz", "model/layer_3.npz"} <= artifacts
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "hydra")} >= {"hydra/config.yaml"}
+
+
+def test_model_artifact_loads(smoke_run, tmp_path):
+    root, out, _ = smoke_run
+    layers = load_dbn(out)
+    assert [p.w.shape for p in layers] == [(784, 64), (64, 32), (32, 64)]
+    assert all(p.w.dtype == np.float32 for p in layers)
+    # The copy logged to MLflow is the same model.
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("dbn-complex-networks").experiment_id])
+    local = client.download_artifacts(run.info.run_id, "model", str(tmp_path))
+    for a, b in zip(load_dbn(local), layers, strict=True):
+        assert np.array_equal(a.w, b.w) and np.array_equal(a.b_hid, b.b_hid)
+
+
+def test_same_config_and_seed_give_identical_weights(smoke_run, tmp_path, data_cache, cli):
+    run_cli = cli
+    _, out, _ = smoke_run
+    env = {"DBN_DATA_DIR": str(data_cache)}
+    again = run_cli(["experiment=smoke", "tracking=off", f"hydra.run.dir={tmp_path}/a"], tmp_path, env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for a, b in zip(load_dbn(out), load_dbn(tmp_path / "a"), strict=True):
+        assert np.array_equal(a.w, b.w) and np.array_equal(a.b_vis, b.b_vis) and np.array_equal(a.b_hid, b.b_hid)
+    other = run_cli(["experiment=smoke", "tracking=off", "seed=1", f"hydra.run.dir={tmp_path}/b"], tmp_path, env)
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert not np.array_equal(load_dbn(out)[0].w, load_dbn(tmp_path / "b")[0].w)
+    # Resuming from a checkpoint written with another seed is refused, naming the key.
+    bad = run_cli(["experiment=smoke", "tracking=off", f"resume={out}", f"hydra.run.dir={tmp_path}/c"], tmp_path,
+                  {**env, "DBN_DATA_DIR": str(data_cache)})  # fmt: skip
+    assert bad.returncode == 0, bad.stderr[-3000:]  # same config: resumes (nothing left to train)
+    for a, b in zip(load_dbn(out), load_dbn(tmp_path / "c"), strict=True):
+        assert np.array_equal(a.w, b.w)
+    refused = run_cli(
+        ["experiment=smoke", "tracking=off", "seed=3", f"resume={out}", f"hydra.run.dir={tmp_path}/d"],
+        tmp_path,
+        env,
+    )
+    assert refused.returncode == 2 and "invalid config: resume=" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "dbn-experiment"
+    assert script.exists()
