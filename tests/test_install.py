@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_wheel_install_ships_conf_and_search_path_plugin(tmp_path):
     src = tmp_path / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "outputs", "multirun",
-                                                             "*.egg-info", "__pycache__", "mlruns", "mlartifacts"))  # fmt: skip
+    skip = (".venv", ".git", "build", "outputs", "multirun", "*.egg-info", "__pycache__", "mlruns", "mlartifacts")
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(*skip))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
@@ -26,8 +26,8 @@ def test_wheel_install_ships_conf_and_search_path_plugin(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     # Build the wheel with this environment's build backend (no network), install it into the fresh venv.
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
-         str(src)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path / "dist"), str(src)],
         check=True, cwd=tmp_path, env=env, capture_output=True,
     )  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("dbn_complex_networks-*.whl")
