@@ -194,3 +194,16 @@ def test_same_config_and_seed_give_identical_weights(smoke_run, tmp_path, data_c
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "dbn-experiment"
     assert script.exists()
+
+
+def test_offline_download_names_the_offline_options(tmp_path, cli):
+    """`dataset=mnist` with no reachable mirror fails fast, pointing at the offline datasets."""
+    proc = cli(
+        ["dataset=mnist", "dataset.mirrors=[http://127.0.0.1:9/]", f"hydra.run.dir={tmp_path}/out"],
+        tmp_path,
+        {"DBN_DATA_DIR": str(tmp_path / "cache")},
+    )
+    assert proc.returncode == 2
+    assert "dataset=mnist5k" in proc.stderr and "dataset=idx dataset.path=" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not any((tmp_path / "cache").rglob("*ubyte*"))

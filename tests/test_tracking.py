@@ -1,0 +1,116 @@
+"""The tracker: MLflow limits, conversions, retries, the environment override, the in-memory tracker."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from analysis import tracking
+from analysis.tracking import MlflowTracker, NullTracker, flatten, retry
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def test_params_are_batched_and_long_values_truncated(store):
+    t = MlflowTracker(uri=store, experiment="e")
+    params = {f"p.{i:03d}": i for i in range(250)}
+    params["long"] = "x" * 7000
+    t.start_run("r", params, {"seed": 0})
+    t.end_run()
+    run = MlflowClient(store).get_run(t.run_id)
+    assert len(run.data.params) == 251
+    assert run.data.params["p.249"] == "249"
+    assert len(run.data.params["long"]) == tracking.MAX_PARAM_VALUE
+    assert run.data.tags["params_truncated"] == "long"
+    assert run.info.status == "FINISHED"
+
+
+def test_metrics_batched_and_converted(store):
+    t = MlflowTracker(uri=store, experiment="e")
+    t.start_run("r", {}, {})
+    t.log_metrics({f"m/{i}": np.float32(i) for i in range(1500)}, step=3)
+    t.log_metrics({"jax": jnp.asarray(0.25), "np0d": np.array(2.0), "bad": float("nan")}, step=4)
+    t.end_run("FAILED", "boom")
+    client = MlflowClient(store)
+    run = client.get_run(t.run_id)
+    assert len([k for k in run.data.metrics if k.startswith("m/")]) == 1500
+    assert run.data.metrics["jax"] == 0.25 and run.data.metrics["np0d"] == 2.0
+    assert client.get_metric_history(t.run_id, "m/7")[0].step == 3
+    assert "bad" not in run.data.metrics and "nonfinite/bad" in run.data.tags
+    assert run.info.status == "FAILED" and run.data.tags["error"] == "boom"
+
+
+def test_end_run_is_idempotent(store):
+    t = MlflowTracker(uri=store, experiment="e")
+    t.start_run("r", {}, {})
+    t.end_run("KILLED", "signal")
+    t.end_run("FINISHED")  # a later close does not overwrite the first terminal status
+    assert MlflowClient(store).get_run(t.run_id).info.status == "KILLED"
+
+
+def test_environment_variable_wins(tmp_path, monkeypatch):
+    env_store = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_store)
+    t = MlflowTracker(uri=f"sqlite:///{tmp_path / 'cfg.db'}", experiment="e")
+    assert t.uri == env_store
+    t.start_run("r", {}, {})
+    t.end_run()
+    assert (tmp_path / "env.db").exists() and not (tmp_path / "cfg.db").exists()
+
+
+def test_tables_and_figures(store, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    t = MlflowTracker(uri=store, experiment="e")
+    t.start_run("r", {}, {})
+    t.log_table({"unit": np.arange(3), "degree": np.array([1.5, 2.0, 0.0])}, "tables/h1_units.csv")
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    t.log_figure(fig, "figures/line.png")
+    t.end_run()
+    client = MlflowClient(store)
+    local = client.download_artifacts(t.run_id, "tables/h1_units.csv", str(tmp_path))
+    assert open(local).read().splitlines() == ["unit,degree", "0,1.5", "1,2.0", "2,0.0"]
+    assert [a.path for a in client.list_artifacts(t.run_id, "figures")] == ["figures/line.png"]
+
+
+def test_retry_backs_off_on_locked_database_only(monkeypatch):
+    monkeypatch.setattr(tracking.time, "sleep", lambda s: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return "ok"
+
+    assert retry(flaky) == "ok" and len(calls) == 3
+
+    def broken():
+        raise ValueError("bad value")
+
+    with pytest.raises(ValueError):
+        retry(broken)
+
+
+def test_null_tracker_keeps_everything():
+    t = NullTracker()
+    t.start_run("r", {"a": 1}, {"seed": 0})
+    t.log_metrics({"x": jnp.asarray(1.5)}, 0)
+    t.log_metrics({"x": 2}, 1)
+    t.end_run()
+    assert t.metrics["x"] == [(0, 1.5), (1, 2.0)] and t.params == {"a": "1"} and t.status == "FINISHED"
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": None}) == {"a.b": 1, "a.c.d": [1, 2], "e": None}
