@@ -94,6 +94,13 @@ def write_table_csv(path: str | Path, table: Mapping[str, Any]) -> None:
             w.writerow([x.item() if hasattr(x, "item") else x for x in row])
 
 
+def _close(figure: Any) -> None:
+    """Free a figure's memory once logged (OO-API figures are not tracked by pyplot; clearing is enough)."""
+    clear = getattr(figure, "clear", None)
+    if clear is not None:
+        clear()
+
+
 class NullTracker:
     """Keeps what would be logged in memory: ``params``, ``tags``, ``metrics[key] -> [(step, value)]``,
     ``figures``, ``tables``, ``artifacts``, ``status``."""
@@ -108,6 +115,8 @@ class NullTracker:
         self.figures: dict[str, Any] = {}
         self.tables: dict[str, dict[str, np.ndarray]] = {}
         self.artifacts: list[tuple[str, str | None]] = []
+        self.arrays: dict[str, dict[str, np.ndarray]] = {}
+        self.files: dict[str, bytes] = {}
         self.status: str | None = None
         self.message: str | None = None
 
@@ -138,12 +147,24 @@ class NullTracker:
         self.artifacts.append((str(local_dir), artifact_path))
 
     def log_result(self, result: Any, step: int) -> None:
-        """Log an analysis result (anything with ``metrics``, ``figures``, ``tables`` mappings)."""
-        self.log_metrics(result.metrics, step)
+        """Log an analysis result: ``metrics`` at ``step``; ``figures``, ``tables``, ``arrays`` (``.npz``) and
+        ``files`` (raw bytes) as artifacts at their paths."""
+        if result.metrics:
+            self.log_metrics(result.metrics, step)
         for name, fig in result.figures.items():
             self.log_figure(fig, name)
         for name, table in result.tables.items():
             self.log_table(table, name)
+        for name, arrays in getattr(result, "arrays", {}).items():
+            self.log_arrays(arrays, name)
+        for name, data in getattr(result, "files", {}).items():
+            self.log_bytes(data, name)
+
+    def log_arrays(self, arrays: Mapping[str, Any], artifact_file: str) -> None:
+        self.arrays[artifact_file] = {k: np.asarray(v) for k, v in arrays.items()}
+
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
+        self.files[artifact_file] = data
 
     def end_run(self, status: str = "FINISHED", message: str | None = None) -> None:
         self.status = status
@@ -242,13 +263,27 @@ class MlflowTracker(NullTracker):
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         retry(lambda: self.client.log_figure(self.run_id, figure, artifact_file))
+        _close(figure)
 
     def log_table(self, table: Mapping[str, Any], artifact_file: str) -> None:
+        self._log_local(artifact_file, lambda path: write_table_csv(path, table))
+
+    def _log_local(self, artifact_file: str, write: Callable[[Path], None]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / Path(artifact_file).name
-            write_table_csv(local, table)
+            write(local)
             parent = str(Path(artifact_file).parent)
             self.log_artifact(local, None if parent == "." else parent)
+
+    def log_arrays(self, arrays: Mapping[str, Any], artifact_file: str) -> None:
+        def write(path: Path) -> None:
+            with open(path, "wb") as f:
+                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+        self._log_local(artifact_file, write)
+
+    def log_bytes(self, data: bytes, artifact_file: str) -> None:
+        self._log_local(artifact_file, lambda path: path.write_bytes(data))
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         retry(lambda: self.client.log_artifact(self.run_id, str(local_path), artifact_path))

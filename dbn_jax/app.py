@@ -243,6 +243,7 @@ def _train_and_log(
         n_monitor=n_mon, start=start_state,
     )  # fmt: skip
     layers: tuple = ()
+    analysis_seconds: dict[str, float] = {}
     for event in events:
         if isinstance(event, EpochEnd):
             h = f"h{event.layer}"
@@ -272,10 +273,18 @@ def _train_and_log(
         elif isinstance(event, TrainEnd):
             layers = event.layers
         for cb in callbacks:
+            if not _due(cb, event):
+                continue
+            t0 = time.perf_counter()
             result = cb(event)
+            analysis_seconds[type(cb).__name__] = (
+                analysis_seconds.get(type(cb).__name__, 0.0) + time.perf_counter() - t0
+            )
             if result is not None:
                 step = event.epoch if isinstance(event, EpochEnd) else settings.epochs
                 tracker.log_result(result, step)
+    if analysis_seconds:
+        tracker.log_metrics({f"time/analysis/{k}_seconds": v for k, v in analysis_seconds.items()}, 0)
 
     model_dir = checkpoint.save_model(
         output_dir / "model",
@@ -299,6 +308,15 @@ def _train_and_log(
     if log_file is not None and log_file.exists():
         tracker.log_artifact(log_file, "logs")
     return objective
+
+
+def _due(callback: Any, event: Any) -> bool:
+    """Epoch events reach a callback every ``every_n_epochs`` epochs (and at epoch 0 and a layer's last epoch);
+    ``every_n_epochs: 0`` means layer/train end only. Layer and train end events reach every callback."""
+    if not isinstance(event, EpochEnd):
+        return True
+    every = int(getattr(callback, "every_n_epochs", 0) or 0)
+    return every > 0 and (event.epoch % every == 0 or event.epoch == event.n_epochs)
 
 
 def _report(err: BaseException) -> None:

@@ -80,7 +80,10 @@ class LayerEnd:
 
 @dataclass(frozen=True)
 class TrainEnd:
+    """End of training: the trained layers and, for "before vs after learning", the initial ones."""
+
     layers: tuple[RBMParams, ...]
+    initial: tuple[RBMParams, ...] = ()
 
 
 Event = EpochEnd | LayerEnd | TrainEnd
@@ -177,6 +180,12 @@ def _epoch_metrics(key, params, v_train, v_valid, layer: int, recon_error) -> di
     return {k: float(v) for k, v in jax.device_get(out).items()}
 
 
+def _init_keys(layer_key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Keys of a layer's initial state and epoch-0 monitors (also used to re-derive the initial weights)."""
+    k_init, k_mon = jax.random.split(jax.random.fold_in(layer_key, 0))
+    return k_init, k_mon
+
+
 def init_layer_state(
     key: jax.Array,
     n_visible: int,
@@ -244,7 +253,7 @@ def train_dbn(
             if start is not None and layer == start.layer:
                 state, first = start.current, start.epoch + 1
             else:
-                k_init, k_mon = jax.random.split(jax.random.fold_in(layer_key, 0))
+                k_init, k_mon = _init_keys(layer_key)
                 state = init_layer_state(k_init, n_visible, n_hidden, settings, optimizer, x)
                 first = 1
                 metrics = _epoch_metrics(k_mon, state.params, mon_train, mon_valid, layer, None)
@@ -265,7 +274,17 @@ def train_dbn(
         done.append(params)
         if layer < len(hidden):
             x, xv = propagate(params, x), propagate(params, xv)
-    yield TrainEnd(tuple(done))
+    # Re-derive the initial weights (same key path as init_layer_state: split(k_init, 3)[0] draws them), so
+    # "before vs after learning" is available after a resume too.
+    sizes = [int(x_train.shape[1]), *hidden]
+    initial = tuple(
+        init_rbm(
+            jax.random.split(_init_keys(jax.random.fold_in(key, i + 1))[0], 3)[0],
+            sizes[i], sizes[i + 1], settings.init_std,
+        )  # fmt: skip
+        for i in range(len(hidden))
+    )
+    yield TrainEnd(tuple(done), initial)
 
 
 def restore_train_state(
