@@ -33,3 +33,214 @@ class AnalysisResult:
         self.arrays.update(other.arrays)
         self.files.update(other.files)
         return self
+
+
+def _np(params: Any) -> np.ndarray:
+    return np.asarray(params.w, dtype=np.float64)
+
+
+def _weights(layers: Any) -> list[np.ndarray]:
+    return [_np(p) for p in layers]
+
+
+@dataclass
+class WeightStatsCallback:
+    """Weight and strength distributions: their learning dynamics, and initial vs trained at the end.
+
+    During training (every ``every_n_epochs`` epochs): ``weights/w<l>/<stat>`` of the matrix being trained and the
+    out-/in-strengths it gives its two layers (``strength/<layer>/<side>/<stat>``), step = epoch. At the end:
+    the same for every matrix and for all weights pooled (``weights/all/...``), the shift of each statistic
+    from the initial weights (``weights/w<l>/mean_shift``, ``.../skewness_shift``), total strengths, histogram
+    figures (initial vs trained) and the per-unit strength tables.
+    """
+
+    every_n_epochs: int = 1
+    bins: int = 100
+
+    def __call__(self, event: Any) -> AnalysisResult | None:
+        from analysis import distributions as D
+        from analysis import figures as F
+        from analysis import graph as G
+
+        kind = type(event).__name__
+        if kind == "EpochEnd":
+            l = event.layer  # noqa: E741 - layer index, as in the paper
+            w = _np(event.params)
+            stats = {f"weights/w{l}/{k}": v for k, v in D.distribution_stats(w).items() if k != "n"}
+            lower, upper = ("v" if l == 1 else f"h{l - 1}"), f"h{l}"
+            for side, layer, x in (("out", lower, w.sum(axis=1)), ("in", upper, w.sum(axis=0))):
+                stats.update({f"strength/{layer}/{side}/{k}": v for k, v in D.distribution_stats(x).items()
+                              if k != "n"})  # fmt: skip
+            return AnalysisResult(metrics=stats)
+        if kind != "TrainEnd":
+            return None
+        trained, initial = _weights(event.layers), _weights(event.initial)
+        out = AnalysisResult()
+        final = D.weight_stats(trained)
+        out.metrics.update({f"weights/{k}": v for k, v in final.items()})
+        if initial:
+            first = D.weight_stats(initial)
+            for k, v in first.items():
+                name, stat = k.rsplit("/", 1)
+                if stat in ("mean", "sd", "skewness", "excess_kurtosis", "frac_negative"):
+                    out.metrics[f"weights/{name}/initial_{stat}"] = v
+                    out.metrics[f"weights/{name}/{stat}_shift"] = final[k] - v
+        out.metrics.update({f"strength/{k}": v for k, v in D.strength_stats(trained).items()})
+        names = [f"w{i}" for i in range(1, len(trained) + 1)]
+        pooled = {"all": np.concatenate([w.ravel() for w in trained])}
+        out.figures["figures/weights_histograms.png"] = F.plot_weight_histograms(
+            dict(zip(names, initial, strict=False)) | ({"all": np.concatenate([w.ravel() for w in initial])}
+                                                       if initial else {}),
+            dict(zip(names, trained, strict=True)) | pooled,
+            bins=self.bins,
+        )  # fmt: skip
+        s_trained = _strength_panels(G.strengths(trained))
+        s_initial = _strength_panels(G.strengths(initial)) if initial else None
+        out.figures["figures/strength_histograms.png"] = F.plot_strength_histograms(s_trained, s_initial)
+        layer_names = G.layer_names(len(trained) + 1)
+        for name, sides in zip(layer_names, G.strengths(trained), strict=True):
+            out.tables[f"tables/strength_{name}.csv"] = {"unit": np.arange(len(next(iter(sides.values())))),
+                                                         **sides}  # fmt: skip
+        return out
+
+
+def _strength_panels(per_layer: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    from analysis import graph as G
+
+    names = G.layer_names(len(per_layer))
+    return {f"{n}/{side}": x for n, sides in zip(names, per_layer, strict=True) for side, x in sides.items()
+            if side != "total"}  # fmt: skip
+
+
+def _threshold(spec: Any) -> Any:
+    from analysis.graph import Threshold
+
+    if isinstance(spec, Threshold):
+        return spec
+    return Threshold(**dict(spec))
+
+
+@dataclass
+class GraphCallback:
+    """The thresholded, unweighted network: degrees, k_nn, assortativity, components.
+
+    During training (every ``every_n_epochs`` epochs): the bipartite graph of the matrix being trained alone,
+    thresholded by the same rule from its own weights (``graph/w<l>/density``, ``/mean_degree``,
+    ``/assortativity``, ``/threshold``), step = epoch. At the end: the whole k-partite graph
+    (``graph/<layer>/...``, ``graph/all/...``, ``graph/w<l>/threshold`` = θ actually used), the
+    degree-distribution figure, per-unit tables (degree, k_nn, strengths) and, with ``export_graphml``, the
+    thresholded graph as gzipped GraphML.
+    """
+
+    threshold: Any = None
+    every_n_epochs: int = 1
+    export_graphml: bool = True
+
+    def __post_init__(self) -> None:
+        self.threshold = _threshold(self.threshold or {"sign": "positive", "quantile": 0.9})
+
+    def __call__(self, event: Any) -> AnalysisResult | None:
+        from analysis import figures as F
+        from analysis import graph as G
+
+        kind = type(event).__name__
+        if kind == "EpochEnd":
+            l = event.layer  # noqa: E741
+            w = _np(event.params)
+            (mask,), (theta,) = G.threshold_masks([w], self.threshold)
+            n_edges = int(mask.sum())
+            return AnalysisResult(metrics={
+                f"graph/w{l}/threshold": theta,
+                f"graph/w{l}/density": n_edges / mask.size,
+                f"graph/w{l}/mean_degree": 2.0 * n_edges / sum(mask.shape),
+                f"graph/w{l}/assortativity": G.degree_assortativity([mask]),
+            })  # fmt: skip
+        if kind != "TrainEnd":
+            return None
+        weights = _weights(event.layers)
+        masks, thetas = G.threshold_masks(weights, self.threshold)
+        degs = G.degrees(masks)
+        knn = G.neighbour_degrees(masks, degs)
+        out = AnalysisResult(metrics={f"graph/{k}": v for k, v in G.graph_stats(masks, degs).items()})
+        out.metrics.update({f"graph/w{i}/threshold": t for i, t in enumerate(thetas, start=1)})
+        names = G.layer_names(len(weights) + 1)
+        per_layer = dict(zip(names, degs, strict=True))
+        out.figures["figures/degree_distributions.png"] = F.plot_degree_distributions(per_layer)
+        for name, k, kn, s in zip(names, degs, knn, G.strengths(weights), strict=True):
+            out.tables[f"tables/units_{name}.csv"] = {"unit": np.arange(len(k)), "degree": k, "knn": kn, **{
+                f"strength_{side}": x for side, x in s.items()}}  # fmt: skip
+        if self.export_graphml:
+            out.files["graph/thresholded.graphml.gz"] = G.graphml_gz_bytes(G.to_networkx(weights, masks))
+        return out
+
+
+@dataclass
+class ClusterCallback:
+    """Functional groups: receptive fields clustered by Earth Mover's Distance, and structure vs function.
+
+    At the end of training, for each layer in ``cluster_layers``: receptive fields (linear projection to pixel
+    space), all-pairs EMD (``emd.method``), average-linkage clustering into ``n_clusters``, the cluster-level
+    dendrogram with medoid fields, and per cluster the mean degree, strength and k_nn in the thresholded graph;
+    across clusters Pearson r(k̄, s̄), r(k̄, k̄_nn), r(s̄, k̄_nn) with p-values (``clusters/h<l>/pearson_*``).
+    """
+
+    n_clusters: int = 20
+    cluster_layers: Any = (1, 2)
+    emd: Any = None
+    threshold: Any = None
+    strength_side: str = "out"
+    mosaic_units: int = 100
+    every_n_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        self.threshold = _threshold(self.threshold or {"sign": "positive", "quantile": 0.9})
+        self.emd = dict(self.emd or {"method": "pooled"})
+        self.cluster_layers = [int(x) for x in self.cluster_layers]
+
+    def __call__(self, event: Any) -> AnalysisResult | None:
+        if type(event).__name__ != "TrainEnd":
+            return None
+        from analysis import clustering as C
+        from analysis import emd as E
+        from analysis import figures as F
+        from analysis import graph as G
+        from analysis import receptive_fields as R
+        from analysis import structure as S
+
+        weights = _weights(event.layers)
+        masks, _ = G.threshold_masks(weights, self.threshold)
+        degs = G.degrees(masks)
+        knn = G.neighbour_degrees(masks, degs)
+        strengths = G.strengths(weights)
+        out = AnalysisResult()
+        tables, stats = {}, {}
+        for l in self.cluster_layers:  # noqa: E741
+            name = f"h{l}"
+            fields = R.receptive_fields(weights, l)
+            dist = E.pairwise_emd(fields, **self.emd)
+            cl = C.cluster_fields(dist, self.n_clusters)
+            sides = strengths[l]
+            side = self.strength_side if self.strength_side in sides else ("in" if "in" in sides else "out")
+            table = S.cluster_structure(cl.labels, degs[l], sides[side], knn[l])
+            st = S.structure_function_stats(table)
+            tables[name], stats[name] = table, st
+            out.metrics.update({f"clusters/{name}/{k}": v for k, v in st.items()})
+            out.metrics[f"clusters/{name}/n_clusters"] = float(cl.n_clusters)
+            out.tables[f"tables/clusters_{name}.csv"] = table
+            out.tables[f"tables/cluster_labels_{name}.csv"] = {
+                "unit": np.arange(len(cl.labels)),
+                "cluster": cl.labels,
+            }
+            out.arrays[f"arrays/emd_{name}.npz"] = {"distances": dist, "labels": cl.labels, "medoids": cl.medoids}
+            out.figures[f"figures/receptive_fields_{name}.png"] = F.plot_receptive_field_mosaic(
+                fields, cl.labels, n=self.mosaic_units, title=f"{name} receptive fields by EMD cluster"
+            )
+            out.figures[f"figures/dendrogram_{name}.png"] = F.plot_cluster_dendrogram(
+                cl, fields, title=f"{name}: {cl.n_clusters} EMD clusters, medoid fields"
+            )
+            out.figures[f"figures/emd_matrix_{name}.png"] = F.plot_distance_matrix(
+                dist, cl, title=f"{name}: EMD between receptive fields ({self.emd.get('method', 'pooled')})"
+            )
+        if tables:
+            out.figures["figures/structure_vs_function.png"] = F.plot_structure_function(tables, stats)
+        return out

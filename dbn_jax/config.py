@@ -15,6 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 DATASETS = ("mnist5k", "mnist", "fashion_mnist", "idx")
+THRESHOLD_SIGNS = ("positive", "absolute", "negative")
+THRESHOLD_SCOPES = ("global", "layer")
+EMD_METHODS = ("exact", "pooled", "sliced")
+EMD_METRICS = ("euclidean", "cityblock")
+STRENGTH_SIDES = ("out", "in", "total")
 BINARIZE = ("none", "threshold", "sample")
 
 
@@ -70,7 +75,32 @@ class MonitorConfig:
 
 
 @dataclass
+class ThresholdConfig:
+    sign: str = "positive"
+    value: float | None = None
+    quantile: float | None = 0.9
+    density: float | None = None
+    scope: str = "global"
+
+
+@dataclass
+class EmdConfig:
+    method: str = "pooled"
+    metric: str = "euclidean"
+    n_jobs: int | None = None
+    n_projections: int = 256
+
+
+@dataclass
 class AnalysisConfig:
+    every_n_epochs: int = 5
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    n_clusters: int = 20
+    cluster_layers: list[int] = field(default_factory=lambda: [1, 2])
+    emd: EmdConfig = field(default_factory=EmdConfig)
+    strength_side: str = "out"
+    mosaic_units: int = 100
+    export_graphml: bool = True
     callbacks: list[Any] = field(default_factory=list)
 
 
@@ -171,6 +201,7 @@ def validate(cfg: DictConfig) -> ExperimentConfig:
         _check(scheme in allowed, "tracking.uri", tr.uri, "a URI with scheme " + " | ".join(allowed))
     _check(bool(tr.experiment), "tracking.experiment", tr.experiment, "a non-empty name")
 
+    _validate_analysis(c)
     _check(c.readout.l2 >= 0, "readout.l2", c.readout.l2, "a float >= 0")
     _check(c.readout.max_iter >= 1, "readout.max_iter", c.readout.max_iter, "an integer >= 1")
     _check(c.monitor.n_samples >= 1, "monitor.n_samples", c.monitor.n_samples, "an integer >= 1")
@@ -182,6 +213,53 @@ def validate(cfg: DictConfig) -> ExperimentConfig:
             "null or the output dir of an earlier run (a folder holding checkpoint/)",
         )
     return c
+
+
+def _validate_analysis(c: ExperimentConfig) -> None:
+    a = c.analysis
+    _check(a.every_n_epochs >= 0, "analysis.every_n_epochs", a.every_n_epochs, "an integer >= 0 (0 = at the end)")
+    th = a.threshold
+    _check(th.sign in THRESHOLD_SIGNS, "analysis.threshold.sign", th.sign, " | ".join(THRESHOLD_SIGNS))
+    _check(th.scope in THRESHOLD_SCOPES, "analysis.threshold.scope", th.scope, " | ".join(THRESHOLD_SCOPES))
+    given = [k for k in ("value", "quantile", "density") if getattr(th, k) is not None]
+    _check(
+        len(given) == 1,
+        "analysis.threshold",
+        {k: getattr(th, k) for k in ("value", "quantile", "density")},
+        "exactly one of value, quantile, density (set the others to null)",
+    )
+    if th.value is not None:
+        _check(th.value >= 0, "analysis.threshold.value", th.value, "a float >= 0 (the sign mode sets the side)")
+    if th.quantile is not None:
+        _check(0 < th.quantile < 1, "analysis.threshold.quantile", th.quantile, "a float in (0, 1)")
+    if th.density is not None:
+        _check(0 < th.density <= 1, "analysis.threshold.density", th.density, "a float in (0, 1]")
+    n_layers = len(c.model.hidden)
+    _check(len(a.cluster_layers) >= 0, "analysis.cluster_layers", a.cluster_layers, "a list of layers")
+    for layer in a.cluster_layers:
+        _check(
+            1 <= layer <= n_layers,
+            "analysis.cluster_layers",
+            a.cluster_layers,
+            f"hidden layers in [1, {n_layers}] (model.hidden has {n_layers})",
+        )
+        size = c.model.hidden[layer - 1]
+        _check(
+            2 <= a.n_clusters <= size,
+            "analysis.n_clusters",
+            a.n_clusters,
+            f"an integer in [2, {size}] (the {size} units of clustered layer h{layer})",
+        )
+    e = a.emd
+    _check(e.method in EMD_METHODS, "analysis.emd.method", e.method, " | ".join(EMD_METHODS))
+    _check(e.metric in EMD_METRICS, "analysis.emd.metric", e.metric, " | ".join(EMD_METRICS))
+    if e.n_jobs is not None:
+        _check(e.n_jobs >= 1 or e.n_jobs == -1, "analysis.emd.n_jobs", e.n_jobs, "null, -1 or an integer >= 1")
+    _check(e.n_projections >= 1, "analysis.emd.n_projections", e.n_projections, "an integer >= 1")
+    _check(
+        a.strength_side in STRENGTH_SIDES, "analysis.strength_side", a.strength_side, " | ".join(STRENGTH_SIDES)
+    )
+    _check(a.mosaic_units >= 1, "analysis.mosaic_units", a.mosaic_units, "an integer >= 1")
 
 
 def check_data_size(c: ExperimentConfig, n_train: int) -> None:
