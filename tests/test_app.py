@@ -147,6 +147,37 @@ def test_smoke_run_is_logged_to_mlflow(smoke_run):
     for name in ("pixels", "h1", "h2", "h3"):
         acc = run.data.metrics[f"readout/{name}/accuracy"]
         assert 0.1 < acc <= 1.0
+    # The paper's analysis (analysis=paper, the default) is logged to the same run.
+    m = run.data.metrics
+    for key in (
+        "weights/w1/skewness",
+        "weights/all/mean",
+        "weights/w2/mean_shift",
+        "strength/v/out/frac_negative",
+        "strength/h3/in/max",
+        "graph/h1/mean_degree",
+        "graph/all/assortativity",
+        "graph/w1/threshold",
+        "clusters/h1/pearson_k_s",
+        "clusters/h2/pearson_k_knn",
+        "clusters/h1/n_clusters",
+    ):
+        assert key in m, key
+    assert m["clusters/h1/n_clusters"] == 20
+    # Learning dynamics: the cheap statistics are metric histories over the epochs.
+    assert [x.step for x in client.get_metric_history(run.info.run_id, "weights/w1/skewness")] == [0, 2]
+    assert [x.step for x in client.get_metric_history(run.info.run_id, "graph/w3/density")] == [0, 2]
+    figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert {
+        "figures/structure_vs_function.png",
+        "figures/dendrogram_h1.png",
+        "figures/receptive_fields_h2.png",
+        "figures/weights_histograms.png",
+        "figures/degree_distributions.png",
+    } <= figures
+    tables = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
+    assert {"tables/clusters_h1.csv", "tables/units_h2.csv"} <= tables
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "graph")] == ["graph/thresholded.graphml.gz"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert {"model/model.json", "model/layer_1.npz", "model/layer_3.npz"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "hydra")} >= {"hydra/config.yaml"}
