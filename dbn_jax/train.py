@@ -310,6 +310,11 @@ def restore_train_state(
         settings.weight_decay,
         steps_per_epoch,
     )
+    if not 1 <= layer <= len(hidden) or len(done) != layer - 1:
+        raise ValueError(
+            f"checkpoint is at layer {layer} with {len(done)} trained layers below; this model has "
+            f"{len(hidden)} layers, so it needs 1 <= layer <= {len(hidden)} and layer - 1 trained layers"
+        )
     n_in = n_visible if layer == 1 else hidden[layer - 2]
     template = jax.eval_shape(
         lambda: init_layer_state(
