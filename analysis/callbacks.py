@@ -48,7 +48,8 @@ class WeightStatsCallback:
     """Weight and strength distributions: their learning dynamics, and initial vs trained at the end.
 
     During training (every ``every_n_epochs`` epochs): ``weights/w<l>/<stat>`` of the matrix being trained and the
-    out-/in-strengths it gives its two layers (``strength/<layer>/<side>/<stat>``), step = epoch. At the end:
+    out-/in-strengths it gives its two layers (``strength/<layer>/<side>/<stat>``), step = epoch (the values at a
+    layer's last epoch are its final ones, not logged twice). At the end:
     the same for every matrix and for all weights pooled (``weights/all/...``), the shift of each statistic
     from the initial weights (``weights/w<l>/mean_shift``, ``.../skewness_shift``), total strengths, histogram
     figures (initial vs trained) and the per-unit strength tables.
@@ -56,6 +57,7 @@ class WeightStatsCallback:
 
     every_n_epochs: int = 1
     bins: int = 100
+    _at_last_epoch: dict = field(default_factory=dict, init=False, repr=False)
 
     def __call__(self, event: Any) -> AnalysisResult | None:
         from analysis import distributions as D
@@ -71,6 +73,8 @@ class WeightStatsCallback:
             for side, layer, x in (("out", lower, w.sum(axis=1)), ("in", upper, w.sum(axis=0))):
                 stats.update({f"strength/{layer}/{side}/{k}": v for k, v in D.distribution_stats(x).items()
                               if k != "n"})  # fmt: skip
+            if event.epoch == event.n_epochs:
+                self._at_last_epoch.update(stats)
             return AnalysisResult(metrics=stats)
         if kind != "TrainEnd":
             return None
@@ -86,6 +90,9 @@ class WeightStatsCallback:
                     out.metrics[f"weights/{name}/initial_{stat}"] = v
                     out.metrics[f"weights/{name}/{stat}_shift"] = final[k] - v
         out.metrics.update({f"strength/{k}": v for k, v in D.strength_stats(trained).items()})
+        # A matrix's statistics were already logged, with the same values, at its layer's last epoch (same step).
+        for key in self._at_last_epoch:
+            out.metrics.pop(key, None)
         names = [f"w{i}" for i in range(1, len(trained) + 1)]
         pooled = {"all": np.concatenate([w.ravel() for w in trained])}
         out.figures["figures/weights_histograms.png"] = F.plot_weight_histograms(
@@ -127,7 +134,7 @@ class GraphCallback:
     During training (every ``every_n_epochs`` epochs): the bipartite graph of the matrix being trained alone,
     thresholded by the same rule from its own weights (``graph/w<l>/density``, ``/mean_degree``,
     ``/assortativity``, ``/threshold``), step = epoch. At the end: the whole k-partite graph
-    (``graph/<layer>/...``, ``graph/all/...``, ``graph/w<l>/threshold`` = θ actually used), the
+    (``graph/<layer>/...``, ``graph/all/...``, ``graph/threshold/w<l>`` = θ actually used), the
     degree-distribution figure, per-unit tables (degree, k_nn, strengths) and, with ``export_graphml``, the
     thresholded graph as gzipped GraphML.
     """
@@ -162,7 +169,7 @@ class GraphCallback:
         degs = G.degrees(masks)
         knn = G.neighbour_degrees(masks, degs)
         out = AnalysisResult(metrics={f"graph/{k}": v for k, v in G.graph_stats(masks, degs).items()})
-        out.metrics.update({f"graph/w{i}/threshold": t for i, t in enumerate(thetas, start=1)})
+        out.metrics.update({f"graph/threshold/w{i}": t for i, t in enumerate(thetas, start=1)})
         names = G.layer_names(len(weights) + 1)
         per_layer = dict(zip(names, degs, strict=True))
         out.figures["figures/degree_distributions.png"] = F.plot_degree_distributions(per_layer)

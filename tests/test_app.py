@@ -157,7 +157,7 @@ def test_smoke_run_is_logged_to_mlflow(smoke_run):
         "strength/h3/in/max",
         "graph/h1/mean_degree",
         "graph/all/assortativity",
-        "graph/w1/threshold",
+        "graph/threshold/w1",
         "clusters/h1/pearson_k_s",
         "clusters/h2/pearson_k_knn",
         "clusters/h1/n_clusters",
