@@ -238,3 +238,19 @@ def test_offline_download_names_the_offline_options(tmp_path, cli):
     assert "dataset=mnist5k" in proc.stderr and "dataset=idx dataset.path=" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not any((tmp_path / "cache").rglob("*ubyte*"))
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
+def test_full_size_idx_dataset_through_the_app(tmp_path, cli):
+    """The IDX path end to end on real full-size files (Fashion-MNIST, 60,000 + 10,000)."""
+    proc = cli(
+        ["experiment=smoke", "dataset=idx", f"dataset.path={FASHION}", "analysis=none", "tracking=off",
+         f"hydra.run.dir={tmp_path}/out"],
+        tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [p.w.shape for p in load_dbn(tmp_path / "out")] == [(784, 64), (64, 32), (32, 64)]
+    assert "readout/pixels/accuracy" in (tmp_path / "out" / "app.log").read_text()
