@@ -30,9 +30,10 @@ class CDResult(NamedTuple):
 
 def _loss_grads(v0: jax.Array, ph0: jax.Array, vk: jax.Array, phk: jax.Array) -> RBMParams:
     n, m = v0.shape[0], vk.shape[0]
-    # One (n_visible, n + m) @ (n + m, n_hidden) product instead of two: same FLOPs, better matmul
-    # efficiency on CPU (the positive and negative statistics share one contraction).
-    w_grad = -(jnp.concatenate([v0, vk], axis=0).T @ jnp.concatenate([ph0 / n, -phk / m], axis=0))
+    # Two (n_visible, batch) @ (batch, n_hidden) products, contracted over the batch axis of the row-major
+    # activations as they are (XLA CPU runs these "transposed-lhs" dots on Eigen, fast at this shape). Measured
+    # on CPU this beats one concatenated (n_visible, n + m) product, which also pays for two concatenation copies.
+    w_grad = (vk.T @ phk) / m - (v0.T @ ph0) / n
     return RBMParams(
         w=w_grad,
         b_vis=-(jnp.mean(v0, axis=0) - jnp.mean(vk, axis=0)),
@@ -64,21 +65,25 @@ def cd_grads(
     Returns:
         A :class:`CDResult`.
     """
-    keys = jax.random.split(key, 2 * cd_steps + 1)
+    split = jax.random.split(key, 2 * cd_steps + 1)
+
+    def keys(i: int) -> jax.Array:
+        return split[i]
+
     ph0 = hidden_probs(params, v0)
-    h0 = bernoulli(keys[0], ph0)
+    h0 = bernoulli(keys(0), ph0)
     v1 = visible_probs(params, h0)
     recon_error = jnp.mean(jnp.square(v0 - v1))
     if chain is None:
         vk, phk = v1, hidden_probs(params, v1)
         for step in range(1, cd_steps):
-            h = bernoulli(keys[step], phk)
+            h = bernoulli(keys(step), phk)
             vk = visible_probs(params, h)
             phk = hidden_probs(params, vk)
         return CDResult(_loss_grads(v0, ph0, vk, phk), None, recon_error)
     vk = chain
     for step in range(cd_steps):
-        h = bernoulli(keys[1 + 2 * step], hidden_probs(params, vk))
-        vk = bernoulli(keys[2 + 2 * step], visible_probs(params, h))
+        h = bernoulli(keys(1 + 2 * step), hidden_probs(params, vk))
+        vk = bernoulli(keys(2 + 2 * step), visible_probs(params, h))
     phk = hidden_probs(params, vk)
     return CDResult(_loss_grads(v0, ph0, vk, phk), vk, recon_error)
