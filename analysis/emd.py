@@ -7,7 +7,9 @@ Kantorovich–Rubinstein norm of the difference of their normalised forms::
     d(a, b) = W1((s_a − s_b)⁺, (s_a − s_b)⁻) = EMD(p_a + n_b, p_b + n_a)
 
 with ``p``, ``n`` the positive and negative parts and the ground distance between pixel centres (integer
-coordinates, pixel units). It is a true metric on normalised fields. Three ways to compute it (:data:`METHODS`):
+coordinates, pixel units). It is a true metric on normalised fields. A field with one sign only (net mass ±1,
+rare but seen in trained h3 fields) is compared with the others by EMD-hat: the unmatched mass goes to a dummy
+bin at half the grid's largest ground distance. Three ways to compute it (:data:`METHODS`):
 
 * ``"exact"`` — the network simplex of POT (Bonneel et al. 2011) on the full grid.
 * ``"pooled"`` — 2×2 sum-pooling of the normalised fields (mass preserved), then exact on the 14×14 grid with
@@ -104,8 +106,9 @@ def normalise_fields(fields: np.ndarray) -> np.ndarray:
     """Split each signed field into unit-mass positive and negative parts: ``s = w⁺/‖w⁺‖₁ − w⁻/‖w⁻‖₁``.
 
     A field with both signs gets net mass 0. A field with no negative (positive) part keeps only its positive
-    (negative) part, with net mass +1 (−1); such one-sided fields can only be compared with fields of the same
-    net mass (:func:`pairwise_emd` checks this).
+    (negative) part, with net mass +1 (−1). Against a field of another net mass, the excess mass is moved to a
+    dummy bin at half the largest ground distance (EMD-hat, Pele & Werman 2008); for ``sliced`` the embedding
+    integrates the signed CDF as it is. ``metric="cityblock"`` needs equal net masses.
 
     Args:
         fields: ``(n, d)`` real array, one flattened field per row.
@@ -230,12 +233,30 @@ def _split(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return pos, neg, a, b, 0.5 * (mass_a + mass_b)
 
 
-def _emd_dense(diff: np.ndarray, cost: np.ndarray) -> float:
-    split = _split(diff)
-    if split is None:
-        return 0.0
-    pos, neg, a, b, mass = split
-    _, value, _, _, code = emd_c(a, b, cost[np.ix_(pos, neg)], _MAX_ITER, 1)
+def _emd_dense(diff: np.ndarray, cost: np.ndarray, dummy_cost: float = 0.0) -> float:
+    pos = np.flatnonzero(diff > 0)
+    neg = np.flatnonzero(diff < 0)
+    a, b = diff[pos], -diff[neg]
+    mass_a, mass_b = float(a.sum()), float(b.sum())
+    if abs(mass_a - mass_b) <= 1e-9 * max(mass_a, mass_b, 1e-300):
+        if pos.size == 0 or neg.size == 0:
+            return 0.0  # identical fields (or a rounding residue of ~1e-17 mass): distance 0
+        # Both parts have the same mass in exact arithmetic, not in float64: rescale each to unit mass (equal to
+        # the last bits, as ot.emd2 does) and scale the cost back by the true mass.
+        _, value, _, _, code = emd_c(a / mass_a, b / mass_b, cost[np.ix_(pos, neg)], _MAX_ITER, 1)
+        mass = 0.5 * (mass_a + mass_b)
+    else:
+        # A one-sided field (net mass ±1) against another field: the excess mass goes to a dummy bin at
+        # ``dummy_cost`` from every pixel (EMD-hat, Pele & Werman 2008; a metric for dummy_cost >= max/2).
+        sub = cost[np.ix_(pos, neg)]
+        if mass_a < mass_b:
+            a = np.append(a, mass_b - mass_a)
+            sub = np.vstack([sub, np.full((1, neg.size), dummy_cost)])
+        else:
+            b = np.append(b, mass_a - mass_b)
+            sub = np.hstack([sub, np.full((pos.size, 1), dummy_cost)])
+        mass = max(mass_a, mass_b)
+        _, value, _, _, code = emd_c(a / a.sum(), b / b.sum(), np.ascontiguousarray(sub), _MAX_ITER, 1)
     if code != _OPTIMAL:
         raise RuntimeError(f"network simplex did not reach the optimum (POT result code {code})")
     return float(value) * mass
@@ -274,10 +295,14 @@ def _solve_chunk(
 ) -> np.ndarray:
     """Distances of the pairs ``(rows[k], cols[k])`` of ``x`` (already in the node order of :func:`_ground`)."""
     _, ground = _ground(shape, step, metric)
-    solve = _emd_grid if metric == "cityblock" else _emd_dense
     out = np.empty(rows.size)
+    if metric == "cityblock":
+        for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+            out[k] = _emd_grid(x[i] - x[j], ground)
+        return out
+    dummy = 0.5 * float(ground.max())
     for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-        out[k] = solve(x[i] - x[j], ground)
+        out[k] = _emd_dense(x[i] - x[j], ground, dummy)
     return out
 
 
@@ -383,8 +408,8 @@ def pairwise_emd(
         ``(n, n)`` float64 symmetric distance matrix with a zero diagonal.
 
     Raises:
-        ValueError: bad shape, method, metric or n_jobs; an all-zero or non-finite field; fields of different net
-            mass (a one-sided field next to a two-sided one).
+        ValueError: bad shape, method, metric or n_jobs; an all-zero or non-finite field; with
+            ``metric="cityblock"``, fields of different net mass (a one-sided field next to a two-sided one).
     """
     _check_choice("method", method, METHODS)
     _check_choice("metric", metric, METRICS)
@@ -395,7 +420,8 @@ def pairwise_emd(
     if method == "sliced":
         sliced_projections(n_projections, seed)  # validates n_projections before any work
     s = normalise_fields(_check_fields(fields, shape))
-    _check_net_mass(s)
+    if metric == "cityblock":
+        _check_net_mass(s)
     n = s.shape[0]
     if n == 1:
         return np.zeros((1, 1))

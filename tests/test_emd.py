@@ -199,7 +199,7 @@ def test_input_validation():
     with pytest.raises(ValueError, match="non-finite"):
         pairwise_emd(np.vstack([x[:2], np.full(784, np.nan)]))
     with pytest.raises(ValueError, match="different net mass"):
-        pairwise_emd(np.vstack([x[:2], dirac(3, 3)]))
+        pairwise_emd(np.vstack([x[:2], dirac(3, 3)]), "exact", metric="cityblock")
     with pytest.raises(ValueError, match="n_jobs"):
         pairwise_emd(x, n_jobs=0)
     with pytest.raises(ValueError, match="n_projections"):
@@ -215,3 +215,27 @@ def test_progress_bar_does_not_change_the_output(capsys):
     np.testing.assert_array_equal(
         pairwise_emd(x, "pooled", n_jobs=1, progress=True), pairwise_emd(x, "pooled", n_jobs=1)
     )
+
+
+def test_one_sided_fields_use_a_dummy_bin(fields8):
+    """A field with one sign (net mass -1) against two-sided ones: EMD-hat, the excess mass moved to a dummy bin
+    at half the largest ground distance (as seen in trained h3 fields); still a metric."""
+    coords = emd.grid_coords(SHAPE)
+    cost = ot.dist(coords, coords, metric="euclidean")
+    dummy = 0.5 * cost.max()
+    one_sided = -np.abs(fields8[0])
+    x = np.vstack([one_sided, fields8[1:4]])
+    got = pairwise_emd(x, "exact", n_jobs=1)
+    s = normalise_fields(x)
+    for j in (1, 2, 3):
+        p, q = parts(s[0], s[j])
+        excess = q.sum() - p.sum()
+        assert excess == pytest.approx(1.0)  # net mass -1 against 0
+        m = np.vstack([cost, np.full((1, cost.shape[1]), dummy)])
+        expected = ot.emd2(np.append(p, excess), q, m)
+        assert got[0, j] == pytest.approx(expected, rel=1e-9)
+    for i, j, k in itertools.permutations(range(4), 3):
+        assert got[i, k] <= got[i, j] + got[j, k] + 1e-9
+    for method in ("pooled", "sliced"):
+        d = pairwise_emd(x, method, n_jobs=1)
+        assert np.all(np.isfinite(d)) and np.allclose(d, d.T) and np.all(d[0, 1:] > 0)
