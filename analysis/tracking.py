@@ -218,8 +218,12 @@ class MlflowTracker(NullTracker):
     def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> str:
         from mlflow.entities import Param, RunTag
 
-        run = retry(lambda: self.client.create_run(self.experiment_id, run_name=run_name))
+        parent = _JOB.get("parent_run_id")
+        run_tags = {"mlflow.parentRunId": parent} if parent else None
+        run = retry(lambda: self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags))
         self.run_id = run.info.run_id
+        if parent:
+            _JOB["run_id"] = self.run_id
         self.status = "RUNNING"
         truncated = []
         plist = []
@@ -299,3 +303,132 @@ class MlflowTracker(NullTracker):
         retry(lambda: self.client.set_terminated(self.run_id, status=status))
         self.status = status
         self.message = message
+
+
+# ------------------------------------------------------------------------------------------ Hydra run lifecycle
+
+# What the Hydra callback tells the job's tracker, in the job's own process (set in on_job_start; a joblib or
+# submitit worker gets it from the pickled callback, never from the launching process's globals).
+_JOB: dict[str, Any] = {}
+
+
+def _tracking_settings(config: Any) -> tuple[bool, str | None, str, str | None]:
+    """(enabled, uri, experiment, artifact location) from a composed config, resolved as the app resolves them."""
+    from omegaconf import OmegaConf
+
+    tracking = OmegaConf.select(config, "tracking", default=None)
+    if tracking is None:
+        return False, None, "", None
+    target = str(OmegaConf.select(tracking, "_target_", default=""))
+    uri = OmegaConf.select(tracking, "uri", default=None)
+    experiment = str(OmegaConf.select(tracking, "experiment", default="dbn-complex-networks"))
+    artifacts = None
+    if uri is None:
+        launch = OmegaConf.select(config, "hydra.runtime.cwd", default=None) or os.getcwd()
+        uri = default_tracking_uri(launch)
+        artifacts = (Path(launch) / "mlartifacts").resolve().as_uri()
+    return target.endswith("MlflowTracker"), uri, experiment, artifacts
+
+
+try:
+    from hydra.experimental.callback import Callback as _HydraCallback
+except ImportError:  # pragma: no cover - hydra is a dependency
+    _HydraCallback = object  # type: ignore[assignment,misc]
+
+
+class MlflowRunCallback(_HydraCallback):
+    """Hydra callback that gives a multirun sweep one MLflow **parent run** with one **child run** per job.
+
+    * ``on_multirun_start`` (launching host, before any worker): creates the store and the experiment once (no
+      SQLite migration or experiment-creation races between workers) and the parent run.
+    * ``on_job_start`` (in the job's process, local or remote): hands the parent run id to the job's tracker, which
+      attaches its run as a child (``mlflow.parentRunId``).
+    * ``on_job_end``: a job that failed before its run existed (invalid config, unreadable data) is recorded as a
+      FAILED child with the error, so every job of a sweep is visible.
+    * ``on_multirun_end`` (or at exit, when the sweep raised because a job failed): the parent ends FINISHED if
+      every child finished, else FAILED, with the counts as tags.
+
+    Single runs are left to the app, which owns its run's status (FINISHED / FAILED / KILLED).
+    """
+
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.uri: str | None = None
+        self.experiment: str = "dbn-complex-networks"
+        self.artifact_location: str | None = None
+        self._closed = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_tracker"}
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        import atexit
+
+        from omegaconf import OmegaConf
+
+        enabled, uri, experiment, artifacts = _tracking_settings(config)
+        if not enabled:
+            return
+        tracker = MlflowTracker(uri, experiment, artifacts)
+        sweep_dir = str(OmegaConf.select(config, "hydra.sweep.dir", default=""))
+        overrides = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task", default=[]) or []]
+        tracker.start_run(
+            f"sweep {' '.join(overrides)}".strip(),
+            {},
+            {"sweep_dir": sweep_dir, "overrides": " ".join(overrides), "role": "sweep parent"},
+        )
+        self.parent_run_id, self.uri = tracker.run_id, tracker.uri
+        self.experiment, self.artifact_location = experiment, artifacts
+        self._closed = False
+        atexit.register(self._close_parent)
+
+    def on_job_start(self, config: Any, **kwargs: Any) -> None:
+        _JOB.clear()
+        if self.parent_run_id is not None:
+            _JOB["parent_run_id"] = self.parent_run_id
+
+    def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
+        try:
+            if self.parent_run_id is None or _JOB.get("run_id") is not None:
+                return
+            from hydra.core.utils import JobStatus
+
+            if job_return.status != JobStatus.FAILED:
+                return
+            err = job_return._return_value
+            overrides = list(job_return.overrides or [])
+            tracker = MlflowTracker(self.uri, self.experiment, self.artifact_location)
+            tracker.start_run(",".join(overrides) or "job", {}, {"overrides": " ".join(overrides)})
+            tracker.end_run("FAILED", f"{type(err).__name__}: {err}")
+        except Exception as err:  # noqa: BLE001 - Hydra would turn it into a warning; say what failed
+            log.error("could not record the failed job in MLflow: %s", err)
+        finally:
+            _JOB.clear()
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        self._close_parent()
+
+    def _close_parent(self) -> None:
+        if self.parent_run_id is None or self._closed:
+            return
+        self._closed = True
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri)
+        parent = retry(lambda: client.get_run(self.parent_run_id))
+        query = f"tags.mlflow.parentRunId = '{self.parent_run_id}'"
+        children = retry(lambda: client.search_runs([parent.info.experiment_id], query, max_results=50000))
+        counts = {
+            s: sum(r.info.status == s for r in children) for s in ("FINISHED", "FAILED", "KILLED", "RUNNING")
+        }
+        from mlflow.entities import RunTag
+
+        tags = [RunTag("n_jobs", str(len(children)))] + [
+            RunTag(f"n_{k.lower()}", str(v)) for k, v in counts.items()
+        ]
+        retry(lambda: client.log_batch(self.parent_run_id, tags=tags))
+        ok = len(children) > 0 and counts["FINISHED"] == len(children)
+        if not ok:
+            msg = f"{len(children) - counts['FINISHED']} of {len(children)} jobs did not finish: {counts}"
+            retry(lambda: client.set_tag(self.parent_run_id, "error", msg))
+        retry(lambda: client.set_terminated(self.parent_run_id, "FINISHED" if ok else "FAILED"))
