@@ -88,6 +88,19 @@ def _git_info() -> dict[str, str]:
         return {"git_commit": "unknown", "git_dirty": "unknown"}
 
 
+def _package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    names = ("dbn-complex-networks", "jax", "jaxlib", "optax", "mlflow", "hydra-core", "pot", "networkx", "scipy")
+    for dist in names:
+        try:
+            out[f"version/{dist}"] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def _fingerprint(c: ExperimentConfig) -> str:
     """Hash of everything that determines the trained weights (checked on resume)."""
     key = {
@@ -201,6 +214,7 @@ def run(cfg: DictConfig) -> float | None:
         "output_dir": str(output_dir),
         "config_fingerprint": fingerprint,
         **_git_info(),
+        **_package_versions(),
     }
     if c.resume is not None:
         tags["resumed_from"] = str(c.resume)

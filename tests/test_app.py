@@ -136,7 +136,7 @@ def test_smoke_run_is_logged_to_mlflow(smoke_run):
     assert not any(k.startswith("hydra") for k in p)
     tags = run.data.tags
     assert tags["seed"] == "0" and tags["jax_backend"] == "cpu" and tags["git_commit"]
-    assert "jax_devices" in tags
+    assert "jax_devices" in tags and tags["version/jax"] and tags["version/mlflow"]
     for layer in (1, 2, 3):
         history = client.get_metric_history(run.info.run_id, f"train/h{layer}/recon_error")
         assert [m.step for m in history] == [0, 1, 2]
@@ -254,3 +254,34 @@ def test_full_size_idx_dataset_through_the_app(tmp_path, cli):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [p.w.shape for p in load_dbn(tmp_path / "out")] == [(784, 64), (64, 32), (32, 64)]
     assert "readout/pixels/accuracy" in (tmp_path / "out" / "app.log").read_text()
+
+
+def test_sigterm_marks_the_run_killed_and_keeps_the_checkpoint(tmp_path, data_cache):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["DBN_DATA_DIR"] = str(data_cache)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbn_jax", "experiment=smoke", "train.epochs=500", "analysis=none",
+         f"hydra.run.dir={tmp_path}/out"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    # Wait for training to be under way (a checkpoint is written after every epoch) without touching the store
+    # while the app creates its schema.
+    state = tmp_path / "out" / "checkpoint" / "state.npz"
+    deadline = time.time() + 120
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert state.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint after 120 s"
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("dbn-complex-networks").experiment_id])
+    assert run.info.status == "KILLED"
+    assert "signal" in run.data.tags["error"]
+    assert (tmp_path / "out" / "checkpoint" / "state.npz").exists()
