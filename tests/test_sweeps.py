@@ -54,3 +54,15 @@ def test_joblib_sweep_on_one_sqlite_store(tmp_path, data_cache, cli):
                 0,
                 1,
             ]
+
+
+def test_submitit_local_sweep(tmp_path, data_cache, cli):
+    """submitit's local executor (the path to SLURM): jobs in separate processes attach to the parent."""
+    proc = cli(["-m", *FAST, "seed=0,1", "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path}/sweep"],
+               tmp_path, {"DBN_DATA_DIR": str(data_cache)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, parents, children = _runs(tmp_path)
+    (parent,) = parents
+    assert parent.info.status == "FINISHED" and len(children) == 2
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
