@@ -1,0 +1,68 @@
+"""Logging overhead: wall time of the same run with MLflow tracking on (SQLite store) and off (in-memory tracker).
+
+Runs ``python -m dbn_jax <overrides>`` as a user does, alternating ``tracking=mlflow`` and ``tracking=off`` in
+each round (so both see the same machine load), each in a fresh folder; reports the best wall time of each and the
+overhead ``(on - off) / off``. Target: <= 3% of the default run.
+
+Usage::
+
+    python benchmarks/bench_tracking.py                       # the default run, 2 rounds
+    python benchmarks/bench_tracking.py --rounds 3 -- experiment=smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_tracking.json"
+TARGET = 0.03
+
+
+def _wall(overrides: list[str], tracking: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "dbn_jax", *overrides, f"tracking={tracking}", f"hydra.run.dir={tmp}/out"],
+            cwd=tmp, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-3000:])
+    return wall
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("overrides", nargs="*", help="extra overrides for every run (after --)")
+    args = ap.parse_args()
+    times: dict[str, list[float]] = {"mlflow": [], "off": []}
+    for _ in range(args.rounds):
+        for tracking in ("mlflow", "off"):
+            times[tracking].append(_wall(args.overrides, tracking))
+    on, off = min(times["mlflow"]), min(times["off"])
+    overhead = (on - off) / off
+    print(f"run: dbn-experiment {' '.join(args.overrides) or '(defaults)'}; {args.rounds} rounds, best of each")
+    print(f"{'tracking':<10} {'best s':>8}  all")
+    for k, v in times.items():
+        print(f"{k:<10} {min(v):8.2f}  {', '.join(f'{x:.2f}' for x in v)}")
+    status = "PASS" if overhead <= TARGET else "FAIL"
+    print(f"overhead {overhead * 100:.1f}% (target <= {TARGET * 100:.0f}%): {status}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"overrides": args.overrides, "times_s": times, "best_on_s": on, "best_off_s": off,
+              "overhead": overhead, "target": TARGET}  # fmt: skip
+    args.out.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
