@@ -1,0 +1,719 @@
+"""``dbn-compare``: compare the runs of a sweep across seeds, and test the paper's claims on them.
+
+Reads the FINISHED child runs of an experiment (or of one sweep parent) from an MLflow store, groups them by their
+params (every param except ``seed`` by default), and for every final metric gives per group the mean, sd, 95 %
+confidence half-width (Student t) and n. Writes ``summary.csv``, ``summary.md``, ``paper_claims.csv`` and three
+figures (learning dynamics with bands, Pearson correlations per layer with CIs, overlaid per-run histograms) to
+``--out``, prints the Markdown tables, and logs everything under ``comparison/`` of the sweep's parent run (or of
+a new ``comparison`` run).
+
+The claims are those of Testolin, Piccolini & Suweis (2018), *Deep learning systems as complex networks*.
+
+This module and :mod:`analysis.tracking` are the only modules of the project that import mlflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import math
+import os
+import re
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from scipy import stats as sps
+
+from analysis.tracking import retry
+
+__all__ = [
+    "CLAIMS",
+    "Claim",
+    "Stats",
+    "combine_verdicts",
+    "group_runs",
+    "is_headline",
+    "main",
+    "summarize",
+    "verdict_includes",
+    "verdict_interval",
+]
+
+HOLDS = "holds"
+FAILS = "does not hold"
+INCONCLUSIVE = "inconclusive"
+EXIT_USAGE = 2
+SEARCH_PAGE = 1000
+RECON_KEYS = ("train/h1/recon_error", "train/h2/recon_error", "train/h3/recon_error")
+PAPER_PEARSON_K_S = {1: 0.56, 2: -0.72, 3: 0.87}
+
+_HEADLINE = (
+    re.compile(r"^readout/"),
+    re.compile(r"^weights/[^/]+/(mean|skewness|mean_shift)$"),
+    re.compile(r"^strength/v/out/frac_negative$"),
+    re.compile(r"^strength/h3/in/max$"),
+    re.compile(r"^graph/all/"),
+    re.compile(r"^clusters/[^/]+/pearson_[^/]*(?<!_p)$"),
+)
+
+
+class UsageError(Exception):
+    """A user-facing error: reported as one line on stderr, exit code 2."""
+
+
+# ------------------------------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Summary of one metric over the runs of one group."""
+
+    mean: float
+    sd: float
+    ci95: float
+    n: int
+
+
+def summarize(values: Iterable[float]) -> Stats:
+    """Mean, sd (ddof=1), 95 % CI half-width ``t(0.975, n-1) * sd / sqrt(n)`` and n of the finite values.
+
+    Args:
+        values: one value per run (non-finite values are dropped).
+
+    Returns:
+        The :class:`Stats`; ``sd`` and ``ci95`` are NaN when n < 2, everything is NaN when n = 0.
+    """
+    x = np.asarray([float(v) for v in values], dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    if n == 0:
+        return Stats(math.nan, math.nan, math.nan, 0)
+    mean = float(x.mean())
+    if n < 2:
+        return Stats(mean, math.nan, math.nan, n)
+    sd = float(x.std(ddof=1))
+    ci = float(sps.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
+    return Stats(mean, sd, ci, n)
+
+
+def is_headline(metric: str) -> bool:
+    """Whether a metric is shown in the default (short) stdout table."""
+    return any(p.search(metric) for p in _HEADLINE)
+
+
+# ---------------------------------------------------------------------------------------------------- verdicts
+
+
+def verdict_interval(estimate: float, half_width: float, low: float = -math.inf, high: float = math.inf) -> str:
+    """Verdict on "the quantity lies in (low, high)" from an estimate and its CI half-width.
+
+    Args:
+        estimate: the measured mean.
+        half_width: its 95 % CI half-width (NaN when unknown, e.g. n < 2).
+        low: lower decision boundary (``-inf`` for a one-sided "< high" claim).
+        high: upper decision boundary (``inf`` for a one-sided "> low" claim).
+
+    Returns:
+        ``"holds"`` when the whole CI is inside (low, high), ``"does not hold"`` when it lies entirely outside,
+        ``"inconclusive"`` when it spans a boundary or the estimate / CI are not finite.
+    """
+    if not (math.isfinite(estimate) and math.isfinite(half_width)):
+        return INCONCLUSIVE
+    lo, hi = estimate - half_width, estimate + half_width
+    if lo > low and hi < high:
+        return HOLDS
+    if hi <= low or lo >= high:
+        return FAILS
+    return INCONCLUSIVE
+
+
+def verdict_includes(estimate: float, half_width: float, value: float = 0.0) -> str:
+    """Verdict on "no effect": ``"holds"`` when the CI ``estimate ± half_width`` includes ``value``.
+
+    Returns:
+        ``"holds"`` / ``"does not hold"``; ``"inconclusive"`` when the estimate or the CI is not finite.
+    """
+    if not (math.isfinite(estimate) and math.isfinite(half_width)):
+        return INCONCLUSIVE
+    return HOLDS if abs(estimate - value) <= half_width else FAILS
+
+
+def combine_verdicts(verdicts: Sequence[str]) -> str:
+    """A claim tested by several metrics: fails if any test fails, holds if all hold, else inconclusive."""
+    if not verdicts:
+        return INCONCLUSIVE
+    if any(v == FAILS for v in verdicts):
+        return FAILS
+    if all(v == HOLDS for v in verdicts):
+        return HOLDS
+    return INCONCLUSIVE
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One test of one claim of the paper.
+
+    Attributes:
+        claim: claim id, e.g. ``"(a)"``.
+        statement: what the paper says.
+        metric: the tested quantity (a metric key or an expression of metric keys).
+        paper: the paper's value or statement for the tested quantity.
+        criterion: the decision rule, in words.
+        value: per-run value of the tested quantity from the run's final metrics (None = missing).
+        decide: ``(mean, ci95) -> verdict``.
+    """
+
+    claim: str
+    statement: str
+    metric: str
+    paper: str
+    criterion: str
+    value: Callable[[Mapping[str, float]], float | None]
+    decide: Callable[[float, float], str]
+
+
+def _metric(key: str) -> Callable[[Mapping[str, float]], float | None]:
+    return lambda m: m.get(key)
+
+
+def _abs_metric(key: str) -> Callable[[Mapping[str, float]], float | None]:
+    return lambda m: abs(m[key]) if key in m else None
+
+
+def _abs_diff(a: str, b: str) -> Callable[[Mapping[str, float]], float | None]:
+    return lambda m: abs(m[a]) - abs(m[b]) if a in m and b in m else None
+
+
+def _claims() -> list[Claim]:
+    out = []
+    for l in (1, 3):  # noqa: E741 - layer index, as in the paper
+        out.append(Claim(
+            "(a)", "after training the weight mean shifts negative in layers 1 and 3",
+            f"weights/w{l}/mean_shift", "< 0", "CI < 0", _metric(f"weights/w{l}/mean_shift"),
+            lambda m, c: verdict_interval(m, c, high=0.0),
+        ))  # fmt: skip
+    for l in (1, 3):  # noqa: E741
+        a, b = f"weights/w{l}/skewness_shift", "weights/w2/skewness_shift"
+        out.append(Claim(
+            "(a')", "skewness grows in layers 1 and 3 more than in layer 2",
+            f"|{a}| - |{b}|", "> 0", "CI > 0 (paired per run)", _abs_diff(a, b),
+            lambda m, c: verdict_interval(m, c, low=0.0),
+        ))  # fmt: skip
+    out.append(Claim(
+        "(b)", "layer 2 stays close to Gaussian", "|weights/w2/skewness|", "small", "CI < 0.5",
+        _abs_metric("weights/w2/skewness"), lambda m, c: verdict_interval(m, c, high=0.5),
+    ))  # fmt: skip
+    out.append(Claim(
+        "(b)", "... but long-tailed", "weights/w2/excess_kurtosis", "> 0", "CI > 0",
+        _metric("weights/w2/excess_kurtosis"), lambda m, c: verdict_interval(m, c, low=0.0),
+    ))  # fmt: skip
+    out.append(Claim(
+        "(c)", "visible-unit strengths are almost all negative", "strength/v/out/frac_negative", "~1",
+        "CI > 0.9", _metric("strength/v/out/frac_negative"), lambda m, c: verdict_interval(m, c, low=0.9),
+    ))  # fmt: skip
+    out.append(Claim(
+        "(d)", "top-layer strength reaches about 10", "strength/h3/in/max", "~10", "CI within [5, 20]",
+        _metric("strength/h3/in/max"), lambda m, c: verdict_interval(m, c, low=5.0, high=20.0),
+    ))  # fmt: skip
+    for l in (1, 2):  # noqa: E741
+        out.append(Claim(
+            "(e)", "cluster mean degree and mean k_nn are uncorrelated", f"clusters/h{l}/pearson_k_knn",
+            "~0", "CI includes 0", _metric(f"clusters/h{l}/pearson_k_knn"), verdict_includes,
+        ))  # fmt: skip
+    for l, r in PAPER_PEARSON_K_S.items():  # noqa: E741
+        out.append(Claim(
+            "(f)", "cluster mean degree and mean strength are not proportional", f"clusters/h{l}/pearson_k_s",
+            f"{r:g}", "CI within (-0.95, 0.95)", _metric(f"clusters/h{l}/pearson_k_s"),
+            lambda m, c: verdict_interval(m, c, low=-0.95, high=0.95),
+        ))  # fmt: skip
+    return out
+
+
+CLAIMS: list[Claim] = _claims()
+
+
+def evaluate_claims(groups: Mapping[str, Sequence[Mapping[str, float]]]) -> list[dict[str, Any]]:
+    """Rows of the paper-vs-measured table: one per group and claim test.
+
+    Args:
+        groups: group label -> the final metrics of each of its runs.
+
+    Returns:
+        Dicts with ``group, claim, statement, metric, paper, mean, ci95, n, criterion, verdict``.
+    """
+    rows = []
+    for c in CLAIMS:
+        for label, runs in groups.items():
+            values = [v for v in (c.value(m) for m in runs) if v is not None]
+            s = summarize(values)
+            rows.append({
+                "group": label, "claim": c.claim, "statement": c.statement, "metric": c.metric,
+                "paper": c.paper, "mean": s.mean, "ci95": s.ci95, "n": s.n, "criterion": c.criterion,
+                "verdict": c.decide(s.mean, s.ci95) if s.n else INCONCLUSIVE,
+            })  # fmt: skip
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ run selection
+
+
+def _tracking_uri(arg: str | None) -> str:
+    if arg:
+        return arg
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+
+
+def _check_store(uri: str) -> None:
+    """A SQLite store that does not exist is an error (MLflow would silently create an empty one)."""
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///") :].split("?", 1)[0]
+        if path and path != ":memory:" and not Path(path).exists():
+            raise UsageError(f"no MLflow store at {path} (set --tracking-uri or MLFLOW_TRACKING_URI)")
+
+
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No per-artifact progress bars on stderr while the tables are downloaded."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+
+
+def _search(client: Any, experiment_id: str, query: str) -> list[Any]:
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = retry(
+            lambda t=token: client.search_runs(
+                [experiment_id],
+                query,
+                max_results=SEARCH_PAGE,
+                page_token=t,
+                order_by=["attributes.start_time ASC"],
+            )
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def select_runs(client: Any, experiment_id: str, parent: str | None, extra_filter: str | None) -> list[Any]:
+    """The FINISHED runs to compare (children of ``parent`` / of any sweep, else all non-parent runs)."""
+    query = "attributes.status = 'FINISHED'"
+    if parent:
+        query += f" and tags.mlflow.parentRunId = '{parent}'"
+    if extra_filter and extra_filter.strip():
+        query += f" and {extra_filter.strip()}"
+    runs = _search(client, experiment_id, query)
+    runs = [r for r in runs if r.data.tags.get("role") not in ("sweep parent", "comparison")]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    return children if (children or parent) else runs
+
+
+def _natural(value: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def group_runs(
+    params: Sequence[Mapping[str, str]], keys: Sequence[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Group label of each run from its params.
+
+    Args:
+        params: each run's params.
+        keys: group by these keys only; ``None`` = every key except ``seed`` whose value differs between runs.
+
+    Returns:
+        (label of each run, keys used). A label is ``"k=v, k2=v2"`` over the keys used (``"all"`` if none).
+    """
+    if keys is None:
+        every = sorted({k for p in params for k in p} - {"seed"})
+        keys = [k for k in every if len({p.get(k, "") for p in params}) > 1]
+    keys = list(keys)
+    labels = [", ".join(f"{k}={p.get(k, '')}" for k in keys) or "all" for p in params]
+    return labels, keys
+
+
+# ------------------------------------------------------------------------------------------------------ output
+
+
+def _fmt(x: float) -> str:
+    if isinstance(x, float) and not math.isfinite(x):
+        return "–" if math.isnan(x) else str(x)
+    return f"{x:.4g}"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_summary(
+    summary: Mapping[str, Mapping[str, Stats]], groups: Sequence[str], metrics: Sequence[str]
+) -> str:
+    """Markdown table: one row per metric, a block of columns (mean, sd, ci95, n) per group."""
+    head = ["metric"]
+    for g in groups:
+        head += [f"{_md_escape(g)} mean", "sd", "±ci95", "n"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in metrics:
+        cells = [f"`{m}`"]
+        for g in groups:
+            s = summary[g].get(m)
+            cells += [_fmt(s.mean), _fmt(s.sd), _fmt(s.ci95), str(s.n)] if s else ["", "", "", "0"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_claims(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown paper-vs-measured table."""
+    head = [
+        "group",
+        "claim",
+        "paper says",
+        "metric",
+        "paper",
+        "measured (mean ± ci95)",
+        "n",
+        "criterion",
+        "verdict",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [
+            _md_escape(r["group"]), r["claim"], r["statement"], f"`{_md_escape(r['metric'])}`", r["paper"],
+            f"{_fmt(r['mean'])} ± {_fmt(r['ci95'])}", str(r["n"]), r["criterion"], f"**{r['verdict']}**",
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+# ----------------------------------------------------------------------------------------------------- figures
+
+
+def _colours(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return [cmap(i % 10) for i in range(n)]
+
+
+def _note(ax: Any, text: str) -> None:
+    ax.text(
+        0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True,
+        bbox={"facecolor": "white", "edgecolor": "0.7"},
+    )  # fmt: skip
+
+
+def figure_learning_curves(
+    histories: Mapping[str, Mapping[str, list[dict[int, float]]]], groups: Sequence[str]
+) -> Figure:
+    """Mean ± sd across the runs of each group vs step, one panel per metric.
+
+    Args:
+        histories: metric key -> group label -> one ``{step: value}`` per run.
+        groups: group labels in display order.
+    """
+    fig = Figure(figsize=(5 * len(RECON_KEYS), 4), layout="constrained")
+    axes = fig.subplots(1, len(RECON_KEYS), squeeze=False)[0]
+    colours = _colours(len(groups))
+    for ax, key in zip(axes, RECON_KEYS, strict=True):
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        drawn = False
+        for colour, g in zip(colours, groups, strict=True):
+            runs = [h for h in histories.get(key, {}).get(g, []) if h]
+            if not runs:
+                continue
+            steps = sorted({s for h in runs for s in h})
+            values = [[h[s] for h in runs if s in h] for s in steps]
+            mean = np.array([np.mean(v) for v in values])
+            sd = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values])
+            ax.plot(steps, mean, color=colour, label=f"{g} (n={len(runs)})")
+            ax.fill_between(steps, mean - sd, mean + sd, color=colour, alpha=0.25, linewidth=0)
+            drawn = True
+        if drawn:
+            ax.legend(fontsize=7)
+        else:
+            _note(ax, "no history logged")
+    fig.suptitle("Learning dynamics: reconstruction error, mean ± sd across seeds")
+    return fig
+
+
+def figure_pearson(summary: Mapping[str, Mapping[str, Stats]], groups: Sequence[str]) -> Figure:
+    """Cluster-level Pearson r per layer and group, with 95 % CI error bars and the paper's values as crosses."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    colours = _colours(len(groups))
+    layers = (1, 2, 3)
+    width = 0.6 / max(len(groups), 1)
+    for ax, stat, title in zip(
+        axes, ("pearson_k_s", "pearson_k_knn"), ("degree vs strength", "degree vs k_nn"), strict=True
+    ):
+        any_point = False
+        for i, (colour, g) in enumerate(zip(colours, groups, strict=True)):
+            xs, ys, es = [], [], []
+            for l in layers:  # noqa: E741
+                s = summary[g].get(f"clusters/h{l}/{stat}")
+                if s is None or not math.isfinite(s.mean):
+                    continue
+                xs.append(l - 0.3 + width * (i + 0.5))
+                ys.append(s.mean)
+                es.append(s.ci95 if math.isfinite(s.ci95) else 0.0)
+            if xs:
+                ax.errorbar(xs, ys, yerr=es, fmt="o", color=colour, capsize=3, label=g)
+                any_point = True
+        if stat == "pearson_k_s":
+            ax.plot(list(PAPER_PEARSON_K_S), list(PAPER_PEARSON_K_S.values()), "kx", ms=10, mew=2, label="paper")
+        else:
+            ax.axhline(0.0, color="k", ls="--", lw=1, label="paper: uncorrelated")
+        ax.axhline(0.0, color="0.8", lw=0.5)
+        ax.set_xticks(list(layers), [f"h{layer}" for layer in layers])
+        ax.set_xlim(0.5, 3.5)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_ylabel("Pearson r across clusters")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7)
+        if not any_point:
+            _note(ax, "no cluster metrics logged")
+    fig.suptitle("Structure vs function: Pearson r per layer, mean ± 95% CI")
+    return fig
+
+
+def figure_histograms(
+    columns: Mapping[str, Mapping[str, list[np.ndarray]]], groups: Sequence[str], missing: Mapping[str, int]
+) -> Figure:
+    """Overlaid per-run step histograms of the trained strength of v and the degree of h1.
+
+    Args:
+        columns: panel title -> group label -> one array per run.
+        groups: group labels in display order.
+        missing: panel title -> number of runs without the artifact.
+    """
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, len(columns), squeeze=False)[0]
+    colours = dict(zip(groups, _colours(len(groups)), strict=True))
+    for ax, (title, per_group) in zip(axes, columns.items(), strict=True):
+        ax.set_title(title, fontsize=10)
+        arrays = [a for g in groups for a in per_group.get(g, []) if a.size]
+        if not arrays:
+            _note(ax, "artifacts missing: nothing to plot")
+            continue
+        bins = np.histogram_bin_edges(np.concatenate(arrays), bins=40)
+        for g in groups:
+            for j, a in enumerate(per_group.get(g, [])):
+                if a.size:
+                    ax.hist(
+                        a, bins=bins, histtype="step", color=colours[g], alpha=0.8, label=g if j == 0 else None
+                    )
+        ax.set_ylabel("units")
+        ax.set_xlabel(title.split(" of ")[0])
+        ax.legend(fontsize=7)
+        if missing.get(title):
+            ax.text(0.02, 0.98, f"{missing[title]} run(s) without the artifact", transform=ax.transAxes,
+                    va="top", fontsize=7)  # fmt: skip
+    fig.suptitle("Trained distributions, one histogram per run")
+    return fig
+
+
+def _read_column(client: Any, run_id: str, artifact: str, column: str, tmp: Path) -> np.ndarray | None:
+    try:
+        local = client.download_artifacts(run_id, artifact, str(tmp))
+        with open(local, newline="") as f:
+            return np.asarray([float(row[column]) for row in csv.DictReader(f)], dtype=np.float64)
+    except Exception:  # noqa: BLE001 - a missing or malformed artifact is skipped, noted in the figure
+        return None
+
+
+# -------------------------------------------------------------------------------------------------------- main
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dbn-compare", description="Compare the runs of a sweep across seeds and test the paper's claims."
+    )
+    p.add_argument("--experiment", required=True, help="MLflow experiment name")
+    p.add_argument(
+        "--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db"
+    )
+    p.add_argument("--parent", default=None, help="compare only the children of this sweep parent run id")
+    p.add_argument(
+        "--filter", default=None, help="extra MLflow search filter, e.g. \"params.train.cd_steps = '1'\""
+    )
+    p.add_argument("--group-by", default=None, help="comma-separated param keys (default: all varying but seed)")
+    p.add_argument("--out", default="comparison", help="output folder (default ./comparison)")
+    p.add_argument("--no-log", action="store_true", help="do not log the results to MLflow")
+    p.add_argument("--all-metrics", action="store_true", help="print every metric, not only the headline ones")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Do the comparison described by parsed command-line ``args``; raises :class:`UsageError`."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    uri = _tracking_uri(args.tracking_uri)
+    _check_store(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        exp = retry(lambda: client.get_experiment_by_name(args.experiment))
+    except MlflowException as err:
+        raise UsageError(f"cannot read the tracking store {uri}: {str(err).splitlines()[0]}") from err
+    if exp is None:
+        raise UsageError(f"unknown experiment {args.experiment!r} in {uri}")
+    try:
+        runs = select_runs(client, exp.experiment_id, args.parent, args.filter)
+    except MlflowException as err:
+        raise UsageError(f"search failed: {str(err).splitlines()[0]}") from err
+    if not runs:
+        what = f"children of {args.parent}" if args.parent else "runs"
+        extra = f" matching {args.filter!r}" if args.filter else ""
+        raise UsageError(f"no FINISHED {what}{extra} in experiment {args.experiment!r}")
+
+    keys = [k.strip() for k in args.group_by.split(",") if k.strip()] if args.group_by else None
+    labels, used = group_runs([r.data.params for r in runs], keys)
+    order = sorted(set(labels), key=lambda lab: [_natural(v.split("=", 1)[-1]) for v in lab.split(", ")])
+    by_group: dict[str, list[Any]] = defaultdict(list)
+    for r, lab in zip(runs, labels, strict=True):
+        by_group[lab].append(r)
+    finals = {g: [dict(r.data.metrics) for r in by_group[g]] for g in order}
+
+    metrics = sorted({k for r in runs for k in r.data.metrics})
+    summary = {g: {m: summarize(x[m] for x in finals[g] if m in x) for m in metrics} for g in order}
+    claims = evaluate_claims(finals)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(
+        out / "summary.csv",
+        ["group", "metric", "mean", "sd", "ci95", "n"],
+        ([g, m, s.mean, s.sd, s.ci95, s.n] for m in metrics for g in order for s in [summary[g][m]]),
+    )
+    claim_cols = ["group", "claim", "statement", "metric", "paper", "mean", "ci95", "n", "criterion", "verdict"]
+    _write_csv(out / "paper_claims.csv", claim_cols, ([r[c] for c in claim_cols] for r in claims))
+
+    parents = {r.data.tags.get("mlflow.parentRunId") for r in runs}
+    header = [
+        f"# Comparison: experiment `{args.experiment}`",
+        "",
+        f"{len(runs)} FINISHED runs in {len(order)} group(s), grouped by "
+        + (", ".join(f"`{k}`" for k in used) or "nothing (one group)")
+        + (f"; parent run `{args.parent}`" if args.parent else "")
+        + (f"; filter `{args.filter}`" if args.filter else "")
+        + ". Values are final metrics: mean, sd (ddof=1), 95% CI half-width (Student t), n.",
+        "",
+        "Groups: " + "; ".join(f"`{g}` (n={len(by_group[g])})" for g in order),
+    ]
+    shown = metrics if args.all_metrics else [m for m in metrics if is_headline(m)]
+    table = markdown_summary(summary, order, shown)
+    claims_md = markdown_claims(claims)
+    print("\n".join(header))
+    print()
+    print("## Metrics" + ("" if args.all_metrics else " (headline; --all-metrics for every metric)"))
+    print()
+    print(table)
+    print()
+    print("## Paper vs measured (Testolin, Piccolini & Suweis 2018)")
+    print()
+    print(claims_md)
+    (out / "summary.md").write_text(
+        "\n".join(header)
+        + "\n\n## Metrics\n\n"
+        + markdown_summary(summary, order, metrics)
+        + "\n\n## Paper vs measured (Testolin, Piccolini & Suweis 2018)\n\n"
+        + claims_md
+        + "\n"
+    )
+
+    # Figures.
+    histories: dict[str, dict[str, list[dict[int, float]]]] = {k: defaultdict(list) for k in RECON_KEYS}
+    for g in order:
+        for r in by_group[g]:
+            for key in RECON_KEYS:
+                if key in r.data.metrics:
+                    hist = retry(lambda rid=r.info.run_id, k=key: client.get_metric_history(rid, k))
+                    histories[key][g].append({int(h.step): float(h.value) for h in hist})
+    panels = {"trained strength of v (out)": ("tables/strength_v.csv", "out"),
+              "degree of h1": ("tables/units_h1.csv", "degree")}  # fmt: skip
+    columns: dict[str, dict[str, list[np.ndarray]]] = {t: defaultdict(list) for t in panels}
+    missing: dict[str, int] = defaultdict(int)
+    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
+        for g in order:
+            for i, r in enumerate(by_group[g]):
+                for title, (artifact, column) in panels.items():
+                    dst = Path(tmp) / f"{r.info.run_id}_{i}_{column}"
+                    dst.mkdir()
+                    a = _read_column(client, r.info.run_id, artifact, column, dst)
+                    if a is None:
+                        missing[title] += 1
+                    else:
+                        columns[title][g].append(a)
+    figures = {
+        "learning_curves.png": figure_learning_curves(histories, order),
+        "pearson_per_layer.png": figure_pearson(summary, order),
+        "histograms.png": figure_histograms(columns, order, missing),
+    }
+    for name, fig in figures.items():
+        fig.savefig(out / name, dpi=110)
+        fig.clear()
+
+    if not args.no_log:
+        target = args.parent or (next(iter(parents)) if len(parents) == 1 and None not in parents else None)
+        created = False
+        if target is None:
+            run_ = retry(
+                lambda: client.create_run(exp.experiment_id, run_name="comparison", tags={"role": "comparison"})
+            )
+            target, created = run_.info.run_id, True
+        files = ["summary.csv", "summary.md", "paper_claims.csv", *figures]
+        for name in files:
+            retry(lambda n=name: client.log_artifact(target, str(out / n), "comparison"))
+        if created:
+            retry(lambda: client.set_terminated(target, "FINISHED"))
+        print(f"\nlogged to run {target} under comparison/", file=sys.stderr)
+    print(f"wrote {out}/summary.csv, summary.md, paper_claims.csv, {', '.join(figures)}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point ``dbn-compare``; returns the exit code (2 on a user error, with one line on stderr)."""
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as err:
+        print(f"dbn-compare: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
