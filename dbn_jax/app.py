@@ -126,11 +126,14 @@ def _hydra_context() -> tuple[Path, Path, list[str], bool]:
     return out, Path.cwd(), [], False
 
 
-def _params(cfg: DictConfig) -> dict[str, Any]:
+def _resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The job's config without the ``hydra`` node, interpolations resolved, as plain containers."""
     tree = {k: cfg[k] for k in cfg if k != "hydra"}
-    resolved = {
-        k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in tree.items()
-    }
+    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in tree.items()}
+
+
+def _params(cfg: DictConfig) -> dict[str, Any]:
+    resolved = _resolved(cfg)
 
     def flat(t: Any, prefix: str) -> dict[str, Any]:
         if isinstance(t, dict):
@@ -249,6 +252,10 @@ def _train_and_log(
     hydra_dir = output_dir / ".hydra"
     if hydra_dir.is_dir():
         tracker.log_artifacts(hydra_dir, "hydra")
+    # The composed, resolved config of this job (what `--cfg job` prints), at the top of the run's artifacts.
+    resolved = output_dir / "config.yaml"
+    checkpoint.atomic_write_bytes(resolved, OmegaConf.to_yaml(_resolved(cfg)).encode())
+    tracker.log_artifact(resolved)
     n_mon = c.monitor.n_samples
     bar = None
     t_layer = time.perf_counter()

@@ -181,6 +181,10 @@ def test_smoke_run_is_logged_to_mlflow(smoke_run):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert {"model/model.json", "model/layer_1.npz", "model/layer_3.npz"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "hydra")} >= {"hydra/config.yaml"}
+    assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    local = client.download_artifacts(run.info.run_id, "config.yaml", str(out.parent / "dl"))
+    text = open(local).read()
+    assert "hidden:\n  - 64\n  - 32\n  - 64\n" in text and "epochs: 2\n" in text
 
 
 def test_model_artifact_loads(smoke_run, tmp_path):
