@@ -101,11 +101,12 @@ class WeightStatsCallback:
             dict(zip(names, trained, strict=True)) | pooled,
             bins=self.bins,
         )  # fmt: skip
-        s_trained = _strength_panels(G.strengths(trained))
+        per_layer = G.strengths(trained)
+        s_trained = _strength_panels(per_layer)
         s_initial = _strength_panels(G.strengths(initial)) if initial else None
         out.figures["figures/strength_histograms.png"] = F.plot_strength_histograms(s_trained, s_initial)
         layer_names = G.layer_names(len(trained) + 1)
-        for name, sides in zip(layer_names, G.strengths(trained), strict=True):
+        for name, sides in zip(layer_names, per_layer, strict=True):
             out.tables[f"tables/strength_{name}.csv"] = {"unit": np.arange(len(next(iter(sides.values())))),
                                                          **sides}  # fmt: skip
         return out

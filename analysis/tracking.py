@@ -358,9 +358,6 @@ class MlflowRunCallback(_HydraCallback):
         self.artifact_location: str | None = None
         self._closed = False
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_tracker"}
-
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         import atexit
 

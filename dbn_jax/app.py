@@ -112,18 +112,17 @@ def _fingerprint(c: ExperimentConfig) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _hydra_context() -> tuple[Path, Path, list[str], bool]:
-    """(output dir, launch dir, task overrides, is multirun); sensible values outside Hydra."""
+def _hydra_context() -> tuple[Path, Path, list[str]]:
+    """(output dir, launch dir, task overrides); sensible values outside Hydra."""
     if HydraConfig.initialized():
         hc = HydraConfig.get()
         return (
             Path(hc.runtime.output_dir),
             Path(hc.runtime.cwd),
             list(hc.overrides.task),
-            hc.mode == RunMode.MULTIRUN,
         )
     out = Path.cwd() / "outputs" / time.strftime("%Y-%m-%d/%H-%M-%S")
-    return out, Path.cwd(), [], False
+    return out, Path.cwd(), []
 
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:
@@ -180,7 +179,7 @@ def run(cfg: DictConfig) -> float | None:
         ConfigError, data.DataError: invalid input, raised before any training and before a run is created.
     """
     c = validate(cfg)
-    output_dir, launch_dir, overrides, _ = _hydra_context()
+    output_dir, launch_dir, overrides = _hydra_context()
     start_state = None
     settings = TrainSettings(**asdict(c.train))
     ds = _load_data(c)

@@ -235,7 +235,6 @@ def _validate_analysis(c: ExperimentConfig) -> None:
     if th.density is not None:
         _check(0 < th.density <= 1, "analysis.threshold.density", th.density, "a float in (0, 1]")
     n_layers = len(c.model.hidden)
-    _check(len(a.cluster_layers) >= 0, "analysis.cluster_layers", a.cluster_layers, "a list of layers")
     for layer in a.cluster_layers:
         _check(
             1 <= layer <= n_layers,

@@ -113,6 +113,17 @@ def make_optimizer(
     )
 
 
+def _settings_optimizer(settings: TrainSettings, steps_per_epoch: int) -> optax.GradientTransformation:
+    return make_optimizer(
+        settings.learning_rate,
+        settings.momentum,
+        settings.final_momentum,
+        settings.momentum_switch_epoch,
+        settings.weight_decay,
+        steps_per_epoch,
+    )
+
+
 def make_train_step(optimizer: optax.GradientTransformation, cd_steps: int):
     """Returns ``step(state, key, batch) -> (state, recon_error)``, one CD-k/PCD update (not jitted: it is
     traced inside the epoch's scan; wrap it in ``jax.jit`` to call it on its own)."""
@@ -233,14 +244,7 @@ def train_dbn(
     x = jnp.asarray(x_train, jnp.float32)
     xv = jnp.asarray(x_valid, jnp.float32)
     steps_per_epoch = x.shape[0] // settings.batch_size
-    optimizer = make_optimizer(
-        settings.learning_rate,
-        settings.momentum,
-        settings.final_momentum,
-        settings.momentum_switch_epoch,
-        settings.weight_decay,
-        steps_per_epoch,
-    )
+    optimizer = _settings_optimizer(settings, steps_per_epoch)
     done: list[RBMParams] = []
     for layer, n_hidden in enumerate(hidden, start=1):
         layer_key = jax.random.fold_in(key, layer)
@@ -302,14 +306,7 @@ def restore_train_state(
     The pytree structure and dtypes come from an abstract evaluation of :func:`init_layer_state` with the same
     settings, so a checkpoint written with other settings fails loudly instead of loading silently.
     """
-    optimizer = make_optimizer(
-        settings.learning_rate,
-        settings.momentum,
-        settings.final_momentum,
-        settings.momentum_switch_epoch,
-        settings.weight_decay,
-        steps_per_epoch,
-    )
+    optimizer = _settings_optimizer(settings, steps_per_epoch)
     if not 1 <= layer <= len(hidden) or len(done) != layer - 1:
         raise ValueError(
             f"checkpoint is at layer {layer} with {len(done)} trained layers below; this model has "
