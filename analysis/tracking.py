@@ -62,11 +62,38 @@ def _transient(err: BaseException) -> bool:
     return any(n in text for n in needles)
 
 
+# A signal handler that raises (SIGTERM, SIGINT) must not interrupt a store call half-way: an exception thrown
+# between SQLite's BEGIN and COMMIT leaves this process holding the write lock, and the call that would mark the
+# run KILLED then waits on its own lock. ``interrupt`` defers the exception to the end of the store call.
+_STORE = {"depth": 0, "pending": None}
+
+
+def interrupt(exc: BaseException) -> None:
+    """Raise ``exc`` now, or, inside a store call, as soon as that call returns (for signal handlers)."""
+    if _STORE["depth"]:
+        _STORE["pending"] = exc
+        return
+    raise exc
+
+
+def _store_call(fn: Callable[[], T]) -> T:
+    _STORE["depth"] += 1
+    try:
+        return fn()
+    finally:
+        _STORE["depth"] -= 1
+        if not _STORE["depth"] and _STORE["pending"] is not None:
+            exc, _STORE["pending"] = _STORE["pending"], None
+            raise exc
+
+
 def retry(fn: Callable[[], T], *, attempts: int = 8, base_delay: float = 0.1) -> T:
-    """Call ``fn``; on a transient store error wait ``base_delay * 2**i`` (capped at 5 s) and try again."""
+    """Call ``fn``; on a transient store error wait ``base_delay * 2**i`` (capped at 5 s) and try again.
+
+    Each call is a store call: a signal handler's exception passed to :func:`interrupt` waits for it to end."""
     for i in range(attempts):
         try:
-            return fn()
+            return _store_call(fn)
         except Exception as err:  # noqa: BLE001 - filtered by _transient
             if i == attempts - 1 or not _transient(err):
                 raise
@@ -126,6 +153,10 @@ class NullTracker:
         self.params = {k: str(v) for k, v in params.items()}
         self.tags = {k: str(v) for k, v in tags.items()}
         self.status = "RUNNING"
+
+    def interrupt(self, exc: BaseException) -> None:
+        """For signal handlers: raise ``exc`` once no store call is in progress."""
+        interrupt(exc)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
         for k, v in metrics.items():

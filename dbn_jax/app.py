@@ -52,21 +52,29 @@ class Terminated(BaseException):
 
 
 @contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
+def _signals_raise(tracker: Any) -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` and SIGINT ``KeyboardInterrupt``, through the tracker's ``interrupt`` so
+    that a store write in progress completes first (otherwise the run could not be closed as KILLED)."""
+    deliver = getattr(tracker, "interrupt", None)
 
     def handler(signum, frame):
-        raise Terminated(f"received signal {signum}")
+        err = Terminated(f"received signal {signum}") if signum == signal.SIGTERM else KeyboardInterrupt()
+        if deliver is None:
+            raise err
+        deliver(err)
 
+    previous = {}
     try:
-        signal.signal(signal.SIGTERM, handler)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, handler)
     except ValueError:  # not the main thread (e.g. some launchers): leave handling to the parent
-        yield
-        return
+        previous = {}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _git_info() -> dict[str, str]:
@@ -222,7 +230,7 @@ def run(cfg: DictConfig) -> float | None:
         tags["resumed_from"] = str(c.resume)
     tracker.start_run(run_name, _params(cfg), tags)
     try:
-        with _sigterm_raises():
+        with _signals_raise(tracker):
             objective = _train_and_log(c, cfg, ds, settings, tracker, callbacks, output_dir,
                                        fingerprint, start_state)  # fmt: skip
     except (KeyboardInterrupt, Terminated) as err:

@@ -114,3 +114,38 @@ def test_null_tracker_keeps_everything():
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": None}) == {"a.b": 1, "a.c.d": [1, 2], "e": None}
+
+
+def test_signal_during_a_store_call_is_delivered_after_it(store):
+    """A SIGTERM that lands inside a store write must not abort it half-way (that would leave this process holding
+    SQLite's write lock); it is raised as soon as the write returns, and the run can then be closed."""
+    import os
+    import signal
+
+    tracker = MlflowTracker(uri=store, experiment="e")
+    tracker.start_run("r", {}, {})
+
+    class Stop(BaseException):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: tracker.interrupt(Stop()))
+    completed = []
+
+    def write():
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside the store call
+        tracker.client.log_batch(tracker.run_id, tags=[])
+        tracker.client.set_tag(tracker.run_id, "after_signal", "written")
+        completed.append(True)
+
+    try:
+        with pytest.raises(Stop):
+            retry(write)
+        assert completed == [True]
+        with pytest.raises(Stop):  # outside a store call the exception is raised at once
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    tracker.end_run("KILLED", "Stop")
+    run = MlflowClient(store).get_run(tracker.run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["after_signal"] == "written"
