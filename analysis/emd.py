@@ -15,9 +15,10 @@ bin at half the grid's largest ground distance. Three ways to compute it (:data:
 * ``"pooled"`` — 2×2 sum-pooling of the normalised fields (mass preserved), then exact on the 14×14 grid with
   the ground distance still in original pixel units (cell centres ``2i + 0.5``). An approximation of ``exact``
   within about one pooled cell (``√2`` pixels) of transport distance per unit mass.
-* ``"sliced"`` — the sliced W1 (Rabin et al. 2011; Bonneel et al. 2015): the mean over fixed directions of the 1-D
-  W1 of the projected measures. A different metric (for two Diracs it is ``2/π`` times their distance in
-  expectation), but every pair comes from one vectorised L1 distance between per-field embeddings.
+* ``"sliced"`` — the sliced W1 (Rabin et al. 2011; Bonneel et al. 2015): the mean over fixed, evenly spread
+  directions along short integer vectors (:func:`sliced_projections`) of the 1-D W1 of the projected measures.
+  A different metric (for two Diracs it is about ``2/π`` times their distance), but every pair comes from one
+  vectorised L1 distance between per-field embeddings.
 
 Optional ``metric="cityblock"`` (``exact`` and ``pooled``) uses the L1 ground distance, solved as a min-cost flow
 on the 4-neighbour grid graph with unit edge costs (sparse network simplex of POT; see :func:`_grid_arcs`).
@@ -177,20 +178,44 @@ def pool_fields(s: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
     return x.reshape(-1, h // 2, 2, w // 2, 2).sum(axis=(2, 4)).reshape(x.shape[0], -1)
 
 
-def sliced_projections(n_projections: int = 256, seed: int = 0) -> np.ndarray:
-    """The fixed directions of the sliced method.
+def sliced_projections(n_projections: int = 64) -> np.ndarray:
+    """The fixed directions of the sliced method: evenly spread, each along a short integer vector.
 
-    Angles ``φ_k ~ U[0, π)`` from ``np.random.default_rng(seed)`` (the half circle suffices: ``θ`` and ``−θ`` give
-    the same 1-D W1), ``θ_k = (cos φ_k, sin φ_k)`` acting on ``(row, col)`` coordinates.
+    The half circle ``[0, π)`` (``θ`` and ``−θ`` give the same 1-D W1) is cut into ``n_projections`` equal
+    sectors; each contributes the primitive integer vector ``(p, q)`` in it with the smallest ``|p| + |q|``
+    (ties: nearest the sector's centre), normalised. Along such a direction the pixel centres project onto the
+    integers ``p·row + q·col`` divided by ``‖(p, q)‖``, so many pixels share a position: a 28×28 grid has about
+    ``27 (|p| + |q|) + 1`` distinct positions instead of 784, and the embedding of :func:`_sliced_task` is that
+    much shorter, with exactly the same distance (64 directions: 13,924 instead of 50,112 coordinates).
 
     Returns:
-        ``(2, n_projections)`` float64 unit vectors, the ``projections`` argument of
-        ``ot.sliced_wasserstein_distance``.
+        ``(2, n_projections)`` float64 unit vectors acting on ``(row, col)`` coordinates: the ``projections``
+        argument of ``ot.sliced_wasserstein_distance``.
     """
     if not isinstance(n_projections, int | np.integer) or n_projections < 1:
         raise ValueError(f"n_projections must be a positive int, got {n_projections!r}")
-    angles = np.random.default_rng(seed).uniform(0.0, np.pi, int(n_projections))
-    return np.stack([np.cos(angles), np.sin(angles)])
+    return _rational_directions(int(n_projections))
+
+
+@functools.lru_cache(maxsize=16)
+def _rational_directions(k: int) -> np.ndarray:
+    h = max(32, 2 * k)  # every sector of width π/k holds a primitive vector with |p|, |q| <= 2k
+    p, q = np.meshgrid(np.arange(0, h + 1), np.arange(-h, h + 1), indexing="ij")
+    p, q = p.ravel(), q.ravel()
+    keep = (np.gcd(p, np.abs(q)) == 1) & ((p > 0) | (q > 0))  # primitive, one per line through the origin
+    p, q = p[keep], q[keep]
+    angle = np.arctan2(q, p) % np.pi  # in [0, π)
+    height = np.abs(p) + np.abs(q)
+    sector = np.minimum((angle * k / np.pi).astype(np.int64), k - 1)
+    off_centre = np.abs(angle - (sector + 0.5) * np.pi / k)
+    order = np.lexsort((off_centre, height, sector))  # by sector, then height, then distance to the centre
+    first = order[np.r_[True, sector[order][1:] != sector[order][:-1]]]
+    if first.size != k:
+        raise AssertionError(f"empty direction sector for n_projections={k}")
+    v = np.stack([p[first], q[first]]).astype(np.float64)
+    v /= np.hypot(v[0], v[1])
+    v.setflags(write=False)
+    return v
 
 
 def _grid_arcs(shape: tuple[int, int], step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -340,27 +365,42 @@ def _sliced_task(s: np.ndarray, positions: np.ndarray, block: int) -> np.ndarray
     Along a direction, W1 between signed measures of equal mass is ``∫ |F_a − F_b| dt``; with the pixels sorted
     by projected position ``t_(1) <= ... <= t_(d)`` the CDFs are piecewise constant, so it is
     ``Σ_k (t_(k+1) − t_(k)) |C_a,k − C_b,k|`` with ``C_k`` the cumulative signed mass of the first ``k`` pixels:
-    the L1 distance between the gap-weighted cumulative sums. ``positions`` is ``(d, k)``.
+    the L1 distance between the gap-weighted cumulative sums. ``positions`` is ``(d, k)``; ``block`` bounds the
+    number of float64 entries of one embedding block.
+
+    Pixels that project onto the same position (zero gap) add nothing, so only the positive gaps are kept: along
+    the short integer directions of :func:`sliced_projections` that drops most coordinates.
     """
     n, d = s.shape
     order = np.argsort(positions, axis=0, kind="stable")
     gaps = np.diff(np.take_along_axis(positions, order, axis=0), axis=0)  # (d - 1, k), >= 0
+    tol = 1e-9 * max(float(np.ptp(positions)), 1.0)  # ties of the integer directions, up to float rounding
+    kept = [np.flatnonzero(gaps[:, k] > tol) for k in range(positions.shape[1])]
     total = np.zeros(n * (n - 1) // 2)
-    for lo in range(0, positions.shape[1], block):
-        cols = range(lo, min(lo + block, positions.shape[1]))
-        emb = np.empty((n, len(cols), d - 1))
-        for m, k in enumerate(cols):
-            emb[:, m, :] = np.cumsum(s[:, order[:, k]], axis=1)[:, :-1] * gaps[:, k]
-        total += pdist(emb.reshape(n, -1), "cityblock")
+    k = 0
+    while k < positions.shape[1]:
+        cols = [k]
+        width = kept[k].size
+        while cols[-1] + 1 < positions.shape[1] and (width + kept[cols[-1] + 1].size) * n <= block:
+            cols.append(cols[-1] + 1)
+            width += kept[cols[-1]].size
+        emb = np.empty((n, width))
+        at = 0
+        for c in cols:
+            g = kept[c]
+            emb[:, at : at + g.size] = np.cumsum(s[:, order[:, c]], axis=1)[:, g] * gaps[g, c]
+            at += g.size
+        total += pdist(emb, "cityblock")
+        k = cols[-1] + 1
     return total
 
 
 def _pairwise_sliced(
-    s: np.ndarray, coords: np.ndarray, n_projections: int, seed: int, n_jobs: int, bar
+    s: np.ndarray, coords: np.ndarray, n_projections: int, n_jobs: int, bar
 ) -> np.ndarray:
     n, d = s.shape
-    positions = coords @ sliced_projections(n_projections, seed)  # (d, K)
-    block = max(1, _SLICED_BYTES // (8 * n * max(d - 1, 1)))
+    positions = coords @ sliced_projections(n_projections)  # (d, K)
+    block = max(_SLICED_BYTES // 8, n * d)  # at least one direction per block
     groups = np.array_split(np.arange(n_projections), min(n_projections, _SLICED_TASKS))
     if n_jobs == 1 or len(groups) == 1:
         results: Iterator[np.ndarray] = (_sliced_task(s, positions[:, g], block) for g in groups)
@@ -384,8 +424,7 @@ def pairwise_emd(
     shape: tuple[int, int] = (28, 28),
     n_jobs: int | None = None,
     metric: str = "euclidean",
-    n_projections: int = 256,
-    seed: int = 0,
+    n_projections: int = 64,
     progress: bool = False,
 ) -> np.ndarray:
     """All pairwise earth mover's distances between signed receptive fields.
@@ -401,7 +440,6 @@ def pairwise_emd(
         n_jobs: worker processes (joblib loky); ``None`` or ``-1``: all cores. The output does not depend on it.
         metric: ground distance, one of :data:`METRICS`; ``"cityblock"`` only for ``"exact"`` and ``"pooled"``.
         n_projections: number of directions of ``"sliced"``.
-        seed: seed of the directions of ``"sliced"``.
         progress: show a tqdm bar (pairs; directions for ``"sliced"``); quiet when not on a terminal.
 
     Returns:
@@ -418,7 +456,7 @@ def pairwise_emd(
     shape = _check_shape(shape)
     jobs = _check_n_jobs(n_jobs)
     if method == "sliced":
-        sliced_projections(n_projections, seed)  # validates n_projections before any work
+        sliced_projections(n_projections)  # validates n_projections before any work
     s = normalise_fields(_check_fields(fields, shape))
     if metric == "cityblock":
         _check_net_mass(s)
@@ -429,7 +467,7 @@ def pairwise_emd(
     unit = "proj" if method == "sliced" else "pair"
     with tqdm(total=total, unit=unit, desc=f"emd/{method}", disable=None if progress else True) as bar:
         if method == "sliced":
-            return _pairwise_sliced(s, grid_coords(shape), int(n_projections), seed, jobs, bar)
+            return _pairwise_sliced(s, grid_coords(shape), int(n_projections), jobs, bar)
         if method == "pooled":
             # Cell centres at 2i + 0.5 in original pixel units: a grid of spacing 2 (the offset cancels).
             return _pairwise_network(pool_fields(s, shape), (shape[0] // 2, shape[1] // 2), 2.0, metric, jobs, bar)
@@ -442,15 +480,14 @@ def emd_pair(
     method: str = "exact",
     shape: tuple[int, int] = (28, 28),
     metric: str = "euclidean",
-    n_projections: int = 256,
-    seed: int = 0,
+    n_projections: int = 64,
 ) -> float:
     """Earth mover's distance between two signed fields (see :func:`pairwise_emd`).
 
     Args:
         a: ``(h * w,)`` field (or any array of that size, e.g. ``(h, w)``).
         b: ``(h * w,)`` field.
-        method, shape, metric, n_projections, seed: as in :func:`pairwise_emd`.
+        method, shape, metric, n_projections: as in :func:`pairwise_emd`.
 
     Returns:
         The distance, a float.
@@ -461,7 +498,7 @@ def emd_pair(
         raise ValueError(f"a and b must have the same number of pixels, got {a.size} and {b.size}")
     pair = np.stack([a.reshape(-1), b.reshape(-1)])
     return float(
-        pairwise_emd(pair, method, shape, n_jobs=1, metric=metric, n_projections=n_projections, seed=seed)[0, 1]
+        pairwise_emd(pair, method, shape, n_jobs=1, metric=metric, n_projections=n_projections)[0, 1]
     )
 
 

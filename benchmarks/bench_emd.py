@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_emd.json"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--n-jobs", type=int, default=None, help="worker processes (default: all cores)")
-    parser.add_argument("--sliced-projections", type=int, default=16, help="K for the 3000-field sliced timing")
+    parser.add_argument("--sliced-projections", type=int, default=64, help="K for the 3000-field sliced timing")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic fields")
     args = parser.parse_args(argv)
     report = run(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from fractions import Fraction
 
 import numpy as np
 import ot
@@ -79,8 +80,8 @@ def test_one_pixel_fields_pooled():
 
 def test_one_pixel_fields_sliced():
     p1, p2 = np.array([4, 6]), np.array([22, 19])
-    got = emd_pair(dirac(*p1), dirac(*p2), "sliced", n_projections=256, seed=0)
-    theta = emd.sliced_projections(256, seed=0)
+    got = emd_pair(dirac(*p1), dirac(*p2), "sliced", n_projections=256)
+    theta = emd.sliced_projections(256)
     assert got == pytest.approx(np.abs((p1 - p2) @ theta).mean(), rel=1e-12)  # mean |<x - y, θ>|
     # E|<x - y, θ>| over θ uniform on the half circle is (2 / π) |x - y|.
     assert got == pytest.approx(2 / np.pi * np.hypot(*(p1 - p2)), rel=0.05)
@@ -151,9 +152,9 @@ def test_pooled_matches_ot_emd2_on_pooled_grid(fields8):
 
 def test_sliced_matches_ot_sliced_wasserstein(fields8):
     coords = emd.grid_coords(SHAPE)
-    theta = emd.sliced_projections(64, seed=3)
+    theta = emd.sliced_projections(64)
     s = normalise_fields(fields8)
-    got = pairwise_emd(fields8, "sliced", n_jobs=1, n_projections=64, seed=3)
+    got = pairwise_emd(fields8, "sliced", n_jobs=1, n_projections=64)
     for i, j in [(0, 1), (2, 6), (5, 4)]:
         # The two halves p_a + n_b and p_b + n_a as weighted point clouds (mass 2 each, given to POT as 1).
         u = np.clip(s[i], 0, None) + np.clip(-s[j], 0, None)
@@ -239,3 +240,26 @@ def test_one_sided_fields_use_a_dummy_bin(fields8):
     for method in ("pooled", "sliced"):
         d = pairwise_emd(x, method, n_jobs=1)
         assert np.all(np.isfinite(d)) and np.allclose(d, d.T) and np.all(d[0, 1:] > 0)
+
+
+@pytest.mark.parametrize("k", [1, 7, 64, 300])
+def test_sliced_directions_are_short_integer_vectors_one_per_sector(k):
+    theta = emd.sliced_projections(k)
+    assert theta.shape == (2, k)
+    np.testing.assert_allclose(np.hypot(*theta), 1.0, rtol=1e-12)
+    angle = np.arctan2(theta[1], theta[0]) % np.pi
+    assert np.array_equal(np.sort(np.floor(angle * k / np.pi).astype(int)), np.arange(k))  # one per sector
+    # Each is a primitive integer vector (p, q) scaled to unit length.
+    pq = []
+    for t0, t1 in theta.T:
+        if abs(t1) < 1e-12:
+            pq.append((1, 0))
+            continue
+        r = Fraction(t0 / t1).limit_denominator(4 * k + 64)
+        p, q = r.numerator, r.denominator
+        assert np.allclose(np.array([p, q]) / np.hypot(p, q) * np.sign(t1), [t0, t1], atol=1e-12)
+        pq.append((p, q))
+    if k == 64:  # along these directions a 28x28 grid has few distinct positions: the embedding shrinks 3.6x
+        rows, cols = np.divmod(np.arange(784), 28)
+        width = sum(np.unique(p * rows + q * cols).size - 1 for p, q in pq)
+        assert width == 13924
