@@ -197,6 +197,9 @@ class NullTracker:
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
         self.files[artifact_file] = data
 
+    def flush(self) -> None:
+        """Nothing is buffered here."""
+
     def end_run(self, status: str = "FINISHED", message: str | None = None) -> None:
         self.status = status
         self.message = message
@@ -211,6 +214,9 @@ class MlflowTracker(NullTracker):
         experiment: experiment name (created if missing).
         artifact_location: where a newly created experiment stores artifacts (default: beside the database
             for the default SQLite store, the server's choice otherwise).
+        flush_seconds: metrics are buffered (each keeps the time it was logged at) and written in one batch when
+            this many seconds have passed since the last write, when 1000 are waiting, before any other write and
+            when the run ends; 0 writes every call at once.
     """
 
     def __init__(
@@ -218,9 +224,15 @@ class MlflowTracker(NullTracker):
         uri: str | None = None,
         experiment: str = "dbn-complex-networks",
         artifact_location: str | None = None,
+        flush_seconds: float = 5.0,
         **_: Any,
     ):
         super().__init__(uri, experiment)
+        if not (isinstance(flush_seconds, int | float) and flush_seconds >= 0):
+            raise ValueError(f"invalid flush_seconds: {flush_seconds!r}; allowed: a number >= 0")
+        self.flush_seconds = float(flush_seconds)
+        self._pending: list[Any] = []
+        self._flushed_at = time.monotonic()
         from mlflow.tracking import MlflowClient
 
         env_uri = os.environ.get("MLFLOW_TRACKING_URI")
@@ -286,17 +298,29 @@ class MlflowTracker(NullTracker):
             else:
                 log.warning("metric %s = %s at step %d is not finite; logged as a tag", k, x, step)
                 self.set_tags({f"nonfinite/{k}": f"{x} at step {step}"})
-        for chunk in _chunks(items, MAX_METRICS_PER_BATCH):
+        self._pending.extend(items)
+        due = time.monotonic() - self._flushed_at >= self.flush_seconds
+        if due or len(self._pending) >= MAX_METRICS_PER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered metrics (batches of <= 1000)."""
+        self._flushed_at = time.monotonic()
+        while self._pending:
+            chunk = self._pending[:MAX_METRICS_PER_BATCH]
             retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
+            del self._pending[: len(chunk)]
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
+        self.flush()
         items = [RunTag(k, str(v)[:MAX_TAG_VALUE]) for k, v in tags.items()]
         for chunk in _chunks(items, MAX_TAGS_PER_BATCH):
             retry(lambda c=chunk: self.client.log_batch(self.run_id, tags=c))
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self.flush()
         retry(lambda: self.client.log_figure(self.run_id, figure, artifact_file))
         _close(figure)
 
@@ -321,14 +345,21 @@ class MlflowTracker(NullTracker):
         self._log_local(artifact_file, lambda path: path.write_bytes(data))
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
+        self.flush()
         retry(lambda: self.client.log_artifact(self.run_id, str(local_path), artifact_path))
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        self.flush()
         retry(lambda: self.client.log_artifacts(self.run_id, str(local_dir), artifact_path))
 
     def end_run(self, status: str = "FINISHED", message: str | None = None) -> None:
         if self.run_id is None or self.status in TERMINAL:
             return
+        try:
+            self.flush()
+        except Exception as err:  # noqa: BLE001 - the run must still be closed
+            log.error("could not write %d buffered metrics: %s", len(self._pending), err)
+            self._pending.clear()
         if message:
             self.set_tags({"error": message[:MAX_TAG_VALUE]})
         retry(lambda: self.client.set_terminated(self.run_id, status=status))

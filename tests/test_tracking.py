@@ -149,3 +149,39 @@ def test_signal_during_a_store_call_is_delivered_after_it(store):
     run = MlflowClient(store).get_run(tracker.run_id)
     assert run.info.status == "KILLED"
     assert run.data.tags["after_signal"] == "written"
+
+
+def test_metrics_are_buffered_with_their_own_time_and_written_by_end_run(store, monkeypatch):
+    t = MlflowTracker(uri=store, experiment="e", flush_seconds=3600)
+    t.start_run("r", {}, {})
+    client = MlflowClient(store)
+    clock = iter([1_000_000.0, 1_000_005.0])
+    monkeypatch.setattr(tracking.time, "time", lambda: next(clock))
+    t.log_metrics({"loss": 1.0}, step=1)
+    t.log_metrics({"loss": 0.5}, step=2)
+    monkeypatch.undo()
+    assert client.get_metric_history(t.run_id, "loss") == []  # still buffered
+    calls = []
+    real = t.client.log_batch
+    monkeypatch.setattr(t.client, "log_batch", lambda *a, **k: calls.append(k) or real(*a, **k))
+    t.end_run("FAILED", "boom")  # any end flushes first
+    history = client.get_metric_history(t.run_id, "loss")
+    assert [(m.step, m.value, m.timestamp) for m in history] == [(1, 1.0, 1_000_000_000), (2, 0.5, 1_000_005_000)]
+    assert len([c for c in calls if c.get("metrics")]) == 1  # both epochs in one write
+
+
+def test_metrics_flush_after_flush_seconds_and_before_artifacts(store, tmp_path):
+    t = MlflowTracker(uri=store, experiment="e", flush_seconds=0)
+    t.start_run("r", {}, {})
+    client = MlflowClient(store)
+    t.log_metrics({"a": 1.0}, step=0)
+    assert [m.value for m in client.get_metric_history(t.run_id, "a")] == [1.0]  # 0 s: written at once
+    t.flush_seconds = 3600
+    t.log_metrics({"a": 2.0}, step=1)
+    assert len(client.get_metric_history(t.run_id, "a")) == 1
+    (tmp_path / "f.txt").write_text("x")
+    t.log_artifact(tmp_path / "f.txt")  # an artifact is never newer than the metrics logged before it
+    assert [m.value for m in client.get_metric_history(t.run_id, "a")] == [1.0, 2.0]
+    with pytest.raises(ValueError, match="flush_seconds"):
+        MlflowTracker(uri=store, experiment="e", flush_seconds=-1)
+    t.end_run()
