@@ -60,6 +60,7 @@ class TrackingConfig:
     _target_: str = "analysis.tracking.MlflowTracker"
     uri: str | None = None
     experiment: str = "dbn-complex-networks"
+    flush_seconds: float = 5.0
 
 
 @dataclass
@@ -88,7 +89,7 @@ class EmdConfig:
     method: str = "pooled"
     metric: str = "euclidean"
     n_jobs: int | None = None
-    n_projections: int = 256
+    n_projections: int = 64
 
 
 @dataclass
@@ -200,6 +201,7 @@ def validate(cfg: DictConfig) -> ExperimentConfig:
         allowed = ("sqlite", "http", "https", "postgresql", "mysql", "databricks", "file")
         _check(scheme in allowed, "tracking.uri", tr.uri, "a URI with scheme " + " | ".join(allowed))
     _check(bool(tr.experiment), "tracking.experiment", tr.experiment, "a non-empty name")
+    _check(tr.flush_seconds >= 0, "tracking.flush_seconds", tr.flush_seconds, "a number of seconds >= 0")
 
     _validate_analysis(c)
     _check(c.readout.l2 >= 0, "readout.l2", c.readout.l2, "a float >= 0")
