@@ -56,6 +56,36 @@ def default_tracking_uri(launch_dir: str | os.PathLike) -> str:
     return f"sqlite:///{Path(launch_dir).resolve() / 'mlflow.db'}"
 
 
+class TrackingUnavailable(RuntimeError):
+    """The tracking server cannot be reached; ``str(err)`` is one line naming the URI."""
+
+
+def check_reachable(uri: str, attempts: int = 3, timeout: float = 4.0, pause: float = 2.0) -> None:
+    """For an ``http(s)://`` tracking URI: raise :class:`TrackingUnavailable` unless the server answers an HTTP
+    request (any status) within ``attempts`` tries of ``timeout`` seconds, ``pause`` seconds apart (worst case
+    about 16 s). Other URIs pass. MLflow's own client would retry a dead server for minutes."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    reason = ""
+    for i in range(attempts):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+                return
+        except urllib.error.HTTPError:  # it answered: reachable (a proxy or server without /health)
+            return
+        except (urllib.error.URLError, OSError) as err:
+            reason = str(getattr(err, "reason", err))
+        if i < attempts - 1:
+            time.sleep(pause)
+    raise TrackingUnavailable(
+        f"tracking.uri={uri} is not reachable ({reason}; {attempts} tries): start the tracking server, fix "
+        "tracking.uri (or MLFLOW_TRACKING_URI), or use tracking.uri=null for a local SQLite store"
+    )
+
+
 def _transient(err: BaseException) -> bool:
     text = str(err).lower()
     needles = ("database is locked", "connection", "timed out", "temporarily", "503", "502", "429")
@@ -243,6 +273,7 @@ class MlflowTracker(NullTracker):
             artifact_location = artifact_location or (Path.cwd() / "mlartifacts").resolve().as_uri()
         self.uri = uri
         self.artifact_location = artifact_location
+        check_reachable(uri)
         self.client = MlflowClient(tracking_uri=uri)
         self.experiment_id = retry(self._get_or_create_experiment)
 
@@ -428,7 +459,13 @@ class MlflowRunCallback(_HydraCallback):
         enabled, uri, experiment, artifacts = _tracking_settings(config)
         if not enabled:
             return
-        tracker = MlflowTracker(uri, experiment, artifacts)
+        try:
+            tracker = MlflowTracker(uri, experiment, artifacts)
+        except TrackingUnavailable as err:  # before any job: one clear line, no traceback
+            import sys
+
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
         sweep_dir = str(OmegaConf.select(config, "hydra.sweep.dir", default=""))
         overrides = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task", default=[]) or []]
         tracker.start_run(

@@ -26,11 +26,13 @@ import hydra
 import jax
 import jax.numpy as jnp
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from analysis.tracking import TrackingUnavailable
 from dbn_jax import checkpoint, data
 from dbn_jax.config import ConfigError, ExperimentConfig, check_data_size, validate
 from dbn_jax.metrics import linear_readout_accuracy
@@ -210,7 +212,12 @@ def run(cfg: DictConfig) -> float | None:
     if tracking_cfg.get("uri") is None and tracking_cfg["_target_"].endswith("MlflowTracker"):
         tracking_cfg["uri"] = f"sqlite:///{launch_dir.resolve() / 'mlflow.db'}"
         tracking_cfg["artifact_location"] = (launch_dir / "mlartifacts").resolve().as_uri()
-    tracker = instantiate(tracking_cfg)
+    try:
+        tracker = instantiate(tracking_cfg)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, TrackingUnavailable):
+            raise err.__cause__ from None
+        raise
     callbacks = [instantiate(cb) for cb in c.analysis.callbacks]
 
     run_name = ",".join(overrides) or "default"
@@ -356,7 +363,7 @@ def main(cfg: DictConfig) -> float | None:
     """Console script ``dbn-experiment``; ``python -m dbn_jax`` does the same."""
     try:
         return run(cfg)
-    except (ConfigError, data.DataError) as err:
+    except (ConfigError, data.DataError, TrackingUnavailable) as err:
         _report(err)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the launcher records the failed job and goes on with the others
