@@ -37,6 +37,7 @@ from dbn_jax import checkpoint, data
 from dbn_jax.config import ConfigError, ExperimentConfig, check_data_size, validate
 from dbn_jax.metrics import linear_readout_accuracy
 from dbn_jax.train import (
+    Diverged,
     EpochEnd,
     LayerEnd,
     TrainEnd,
@@ -368,6 +369,11 @@ def main(cfg: DictConfig) -> float | None:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the launcher records the failed job and goes on with the others
         sys.exit(2)
+    except Diverged as err:  # the run is already FAILED with this message; the last good checkpoint is kept
+        _report(err)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        sys.exit(1)
     except Terminated:
         sys.exit(128 + signal.SIGTERM)
 

@@ -13,6 +13,7 @@ PRNG keys are derived, never threaded: layer ``l`` uses ``fold_in(key, l)``, its
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -40,6 +41,31 @@ class TrainSettings:
     momentum_switch_epoch: int = 5
     weight_decay: float = 2e-4
     init_std: float = 0.1
+
+
+class Diverged(FloatingPointError):
+    """Training produced NaN or Inf; ``str(err)`` is one line naming the layer, the epoch and the likely cause."""
+
+
+@jax.jit
+def _all_finite(params: RBMParams) -> jax.Array:
+    return jnp.stack([jnp.isfinite(a).all() for a in params])
+
+
+def check_finite(
+    layer: int, epoch: int, params: RBMParams, metrics: dict[str, float], settings: TrainSettings
+) -> None:
+    """Raise :class:`Diverged` if a parameter array or a monitor of this epoch is NaN or infinite."""
+    ok = jax.device_get(_all_finite(params))
+    bad = [name for name, good in zip(params._fields, ok, strict=True) if not good]
+    bad += [k for k, v in metrics.items() if not math.isfinite(v)]
+    if bad:
+        raise Diverged(
+            f"layer h{layer} diverged in epoch {epoch}: non-finite {', '.join(bad)}; likely cause: "
+            f"train.learning_rate={settings.learning_rate} is too large (try 10x smaller; also check "
+            f"train.momentum={settings.momentum}/{settings.final_momentum} and "
+            f"train.init_std={settings.init_std}); the checkpoint of epoch {epoch - 1} is kept"
+        )
 
 
 class LayerState(NamedTuple):
@@ -269,6 +295,7 @@ def train_dbn(
                 k_train, k_mon = jax.random.split(jax.random.fold_in(layer_key, epoch))
                 state, recon = epoch_fn(state, k_train, x)
                 metrics = _epoch_metrics(k_mon, state.params, mon_train, mon_valid, layer, recon)
+                check_finite(layer, epoch, state.params, metrics, settings)  # before anything is saved
                 yield EpochEnd(
                     layer, epoch, state.params, metrics,
                     TrainState(layer, epoch, tuple(done), state), settings.epochs,
