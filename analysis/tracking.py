@@ -230,6 +230,9 @@ class NullTracker:
     def flush(self) -> None:
         """Nothing is buffered here."""
 
+    def continue_from(self, run_id: str | None, uri: str | None) -> None:
+        """Nothing to link to without a store (see :meth:`MlflowTracker.continue_from`)."""
+
     def end_run(self, status: str = "FINISHED", message: str | None = None) -> None:
         self.status = status
         self.message = message
@@ -263,6 +266,7 @@ class MlflowTracker(NullTracker):
         self.flush_seconds = float(flush_seconds)
         self._pending: list[Any] = []
         self._flushed_at = time.monotonic()
+        self._copied: set[tuple[str, int]] = set()  # (key, step) taken over from the run this one resumes
         from mlflow.tracking import MlflowClient
 
         env_uri = os.environ.get("MLFLOW_TRACKING_URI")
@@ -323,6 +327,8 @@ class MlflowTracker(NullTracker):
         ts = int(time.time() * 1000)
         items = []
         for k, v in metrics.items():
+            if (k, int(step)) in self._copied:  # a resumed epoch recomputes the value the dead run logged
+                continue
             x = to_float(v)
             if math.isfinite(x):
                 items.append(Metric(k, x, ts, int(step)))
@@ -341,6 +347,38 @@ class MlflowTracker(NullTracker):
             chunk = self._pending[:MAX_METRICS_PER_BATCH]
             retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
             del self._pending[: len(chunk)]
+
+    def continue_from(self, run_id: str | None, uri: str | None) -> None:
+        """Make this run the continuation of ``run_id``, an earlier run of the same job whose process died.
+
+        Its metric histories are copied here, so this run holds the whole record; a metric this run logs again at
+        a ``(key, step)`` already copied is skipped (a resumed epoch recomputes the same value), so no step is
+        duplicated. The earlier run, if still RUNNING (kill -9 leaves it so), is marked KILLED; both are tagged
+        (``resumed_by`` / ``resumed_from_run``). Raises ``ValueError`` if the earlier run FINISHED (nothing to
+        resume). Without a ``run_id`` in the same store only the tag is set.
+        """
+        from mlflow.entities import Metric
+
+        if run_id is None or uri != self.uri:
+            if run_id is not None:
+                log.warning("run %s was tracked in another store (%s): not linked", run_id, uri)
+            return
+        old = retry(lambda: self.client.get_run(run_id))
+        if old.info.status == "FINISHED":
+            raise ValueError(f"run {run_id} FINISHED: there is nothing to resume")
+        copied = []
+        for key in old.data.metrics:
+            for m in retry(lambda k=key: self.client.get_metric_history(run_id, k)):
+                if (m.key, m.step) not in self._copied:
+                    self._copied.add((m.key, m.step))
+                    copied.append(Metric(m.key, m.value, m.timestamp, m.step))
+        for chunk in _chunks(copied, MAX_METRICS_PER_BATCH):
+            retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
+        self.set_tags({"resumed_from_run": run_id})
+        retry(lambda: self.client.set_tag(run_id, "resumed_by", self.run_id))
+        if old.info.status == "RUNNING":
+            retry(lambda: self.client.set_tag(run_id, "error", f"process died; resumed by run {self.run_id}"))
+            retry(lambda: self.client.set_terminated(run_id, status="KILLED"))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag

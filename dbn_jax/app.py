@@ -236,8 +236,22 @@ def run(cfg: DictConfig) -> float | None:
     }
     if c.resume is not None:
         tags["resumed_from"] = str(c.resume)
+    previous = None
+    if c.resume is not None and (Path(c.resume) / "tracking.json").is_file():
+        previous = json.loads((Path(c.resume) / "tracking.json").read_text())
     tracker.start_run(run_name, _params(cfg), tags)
+    # Which run this output dir belongs to, so that `resume=<this dir>` can link the next run to it.
+    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.atomic_write_bytes(
+        output_dir / "tracking.json",
+        json.dumps({"run_id": tracker.run_id, "uri": getattr(tracker, "uri", None)}).encode(),
+    )
     try:
+        if previous is not None:
+            try:
+                tracker.continue_from(previous.get("run_id"), previous.get("uri"))
+            except ValueError as err:
+                raise ConfigError(f"invalid config: resume={c.resume!r}: {err}") from None
         with _signals_raise(tracker):
             objective = _train_and_log(c, cfg, ds, settings, tracker, callbacks, output_dir,
                                        fingerprint, start_state)  # fmt: skip
@@ -290,14 +304,6 @@ def _train_and_log(
                 bar.update(1)
             bar.set_postfix(recon=f"{event.metrics['recon_error']:.4f}")
             tracker.log_metrics({f"train/{h}/{k}": v for k, v in event.metrics.items()}, event.epoch)
-            checkpoint.save_state(
-                state_path,
-                layer=event.layer,
-                epoch=event.epoch,
-                done=event.state.done,
-                leaves=jax.tree_util.tree_leaves(event.state.current),
-                meta={"fingerprint": fingerprint, "seed": c.seed},
-            )
         elif isinstance(event, LayerEnd):
             if bar is not None:
                 bar.close()
@@ -319,6 +325,18 @@ def _train_and_log(
             if result is not None:
                 step = event.epoch if isinstance(event, EpochEnd) else settings.epochs
                 tracker.log_result(result, step)
+        if isinstance(event, EpochEnd):
+            # Everything of this epoch is in the store before its checkpoint exists: a job killed at any point
+            # and resumed from the checkpoint loses no metric (one logged again after it is skipped as a copy).
+            tracker.flush()
+            checkpoint.save_state(
+                state_path,
+                layer=event.layer,
+                epoch=event.epoch,
+                done=event.state.done,
+                leaves=jax.tree_util.tree_leaves(event.state.current),
+                meta={"fingerprint": fingerprint, "seed": c.seed},
+            )
     if analysis_seconds:
         tracker.log_metrics({f"time/analysis/{k}_seconds": v for k, v in analysis_seconds.items()}, 0)
 

@@ -81,3 +81,87 @@ def test_an_exception_in_an_analysis_callback_fails_the_run_with_its_message(tmp
     assert run.info.status == "FAILED"
     assert run.data.tags["error"] == "RuntimeError: statistic exploded"
     assert run.data.metrics["train/h1/recon_error"] > 0  # what was logged before the failure is kept
+
+
+def _metric_histories(store: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store)
+    keys = client.get_run(run_id).data.metrics
+    return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in keys}
+
+
+@pytest.mark.parametrize("kill_layer", [1, 3])
+def test_kill_9_then_resume_is_bit_identical_and_linked_in_mlflow(tmp_path, data_cache, kill_layer):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from dbn_jax import load_dbn
+    from dbn_jax.checkpoint import load_state
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["DBN_DATA_DIR"] = str(data_cache)
+    common = ["experiment=smoke", "train.epochs=60", "analysis=none", "readout.enabled=false"]
+
+    def app(args, cwd, **kw):
+        cwd.mkdir(exist_ok=True)
+        return subprocess.Popen([sys.executable, "-m", "dbn_jax", *common, *args], cwd=cwd, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+
+    ref = app([f"hydra.run.dir={tmp_path}/ref/out"], tmp_path / "ref")
+    assert ref.wait(timeout=300) == 0, ref.stderr.read()[-3000:]
+
+    work = tmp_path / "work"
+    first = app([f"hydra.run.dir={work}/first"], work)
+    state = work / "first" / "checkpoint" / "state.npz"
+    deadline = time.time() + 240
+    at = (0, 0)
+    while at < (kill_layer, 5) and time.time() < deadline and first.poll() is None:
+        time.sleep(0.02)
+        if state.exists():
+            try:
+                meta = load_state(state)[0]
+            except (OSError, ValueError, KeyError):  # replaced while being read: read again
+                continue
+            at = (meta["layer"], meta["epoch"])
+    assert at >= (kill_layer, 5) and first.poll() is None, f"the process ended before layer {kill_layer}: {at}"
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    killed_at = load_state(state)[0]
+    assert (killed_at["layer"], killed_at["epoch"]) < (3, 60)  # killed before the end of training
+
+    second = app([f"resume={work}/first", f"hydra.run.dir={work}/second"], work)
+    assert second.wait(timeout=300) == 0, second.stderr.read()[-3000:]
+
+    # The weights: bit-identical to the uninterrupted run.
+    resumed, uninterrupted = load_dbn(work / "second" / "model"), load_dbn(tmp_path / "ref" / "out" / "model")
+    for a, b in zip(resumed, uninterrupted, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert np.array_equal(np.asarray(x), np.asarray(y))
+
+    # MLflow: the dead run KILLED and linked, the new one FINISHED with the whole record and no step twice.
+    store = f"sqlite:///{work / 'mlflow.db'}"
+    client = MlflowClient(store)
+    runs = {r.info.run_id: r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])}
+    assert len(runs) == 2
+    dead_id = json.loads((work / "first" / "tracking.json").read_text())["run_id"]
+    new_id = json.loads((work / "second" / "tracking.json").read_text())["run_id"]
+    assert runs[dead_id].info.status == "KILLED" and runs[dead_id].data.tags["resumed_by"] == new_id
+    assert runs[new_id].info.status == "FINISHED" and runs[new_id].data.tags["resumed_from_run"] == dead_id
+    new = _metric_histories(store, new_id)
+    ref_store = f"sqlite:///{tmp_path / 'ref' / 'mlflow.db'}"
+    ref_client = MlflowClient(ref_store)
+    ref_run = ref_client.search_runs([e.experiment_id for e in ref_client.search_experiments()])
+    expected = _metric_histories(ref_store, ref_run[0].info.run_id)
+    train_keys = sorted(k for k in expected if k.startswith("train/"))
+    assert train_keys and train_keys == sorted(k for k in new if k.startswith("train/"))
+    for key in train_keys:
+        steps = [s for s, _ in new[key]]
+        assert len(steps) == len(set(steps)), f"{key}: a step logged twice"
+        assert new[key] == expected[key], key  # every epoch present, values equal to the uninterrupted run
