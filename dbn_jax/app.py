@@ -20,13 +20,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 import jax
 import jax.numpy as jnp
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -377,21 +377,27 @@ def _report(err: BaseException) -> None:
     print(f"error: {err}", file=sys.stderr)
 
 
+class JobInputError(CompactHydraException):
+    """A job of a multirun stopped by bad input or divergence: Hydra reports it as one line, no traceback."""
+
+
+def _fail_job(err: BaseException, exit_code: int) -> NoReturn:
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        # The launcher records the failed job (its child run FAILED with this message) and goes on with the others.
+        raise JobInputError(str(err)) from None
+    _report(err)
+    sys.exit(exit_code)
+
+
 @hydra.main(version_base="1.3", config_path="pkg://dbn_jax.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Console script ``dbn-experiment``; ``python -m dbn_jax`` does the same."""
     try:
         return run(cfg)
     except (ConfigError, data.DataError, TrackingUnavailable) as err:
-        _report(err)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the launcher records the failed job and goes on with the others
-        sys.exit(2)
+        _fail_job(err, 2)
     except Diverged as err:  # the run is already FAILED with this message; the last good checkpoint is kept
-        _report(err)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise
-        sys.exit(1)
+        _fail_job(err, 1)
     except Terminated:
         sys.exit(128 + signal.SIGTERM)
 

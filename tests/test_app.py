@@ -48,6 +48,19 @@ def _compose(overrides: list[str]):
         (["readout.l2=-1"], "readout.l2"),
         (["monitor.n_samples=0"], "monitor.n_samples"),
         (["resume=/no/such/run"], "resume"),
+        (["analysis.threshold.value=0.5"], "analysis.threshold="),  # two of value / quantile / density
+        (["analysis.threshold.quantile=1.5"], "analysis.threshold.quantile"),
+        (["analysis.threshold.quantile=null", "analysis.threshold.density=2"], "analysis.threshold.density"),
+        (["analysis.threshold.quantile=null", "analysis.threshold.value=-0.1"], "analysis.threshold.value"),
+        (["analysis.threshold.sign=both"], "analysis.threshold.sign"),
+        (["analysis.n_clusters=1"], "analysis.n_clusters"),
+        (["analysis.n_clusters=501"], "analysis.n_clusters"),  # larger than the 500 units of h1
+        (["analysis.cluster_layers=[4]"], "analysis.cluster_layers"),
+        (["analysis.cluster_layers=[0]"], "analysis.cluster_layers"),
+        (["analysis.emd.method=fast"], "analysis.emd.method"),
+        (["analysis.emd.metric=chebyshev"], "analysis.emd.metric"),
+        (["analysis.every_n_epochs=-1"], "analysis.every_n_epochs"),
+        (["tracking.flush_seconds=-1"], "tracking.flush_seconds"),
     ],
 )
 def test_invalid_config_names_the_key(overrides, key):
@@ -97,6 +110,8 @@ def test_other_hydra_apps_compose_our_groups(tmp_path):
         (["train.batch_size=0"], "train.batch_size"),
         (["train.batch_size=4001"], "train.batch_size"),  # larger than the 4,000 embedded training digits
         (["dataset=idx", "dataset.path=/no/such/folder"], "dataset.path"),
+        (["analysis.n_clusters=501"], "analysis.n_clusters"),
+        (["analysis.emd.method=fast"], "analysis.emd.method"),
     ],
 )
 def test_cli_rejects_bad_values_before_any_run(tmp_path, data_cache, cli, args, key):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 FAST = ["experiment=smoke", "analysis=none", "readout.enabled=false", "train.epochs=1"]
@@ -16,11 +17,15 @@ def _runs(root):
     return client, parents, children
 
 
-def test_sweep_with_a_failing_job(tmp_path, data_cache, cli):
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]],
+                         ids=["basic", "joblib"])  # fmt: skip
+def test_sweep_with_a_failing_job(tmp_path, data_cache, cli, launcher):
     """One job with an invalid value: that child FAILED with the reason, the other FINISHED, the parent FAILED."""
-    proc = cli(["-m", *FAST, "train.batch_size=10,0", f"hydra.sweep.dir={tmp_path}/sweep"], tmp_path,
+    proc = cli(["-m", *FAST, *launcher, "train.batch_size=10,0", f"hydra.sweep.dir={tmp_path}/sweep"], tmp_path,
                {"DBN_DATA_DIR": str(data_cache)})  # fmt: skip
     assert proc.returncode != 0  # the sweep reports the failed job
+    assert "invalid config: train.batch_size=0; allowed: an integer >= 1" in proc.stderr
+    assert "Traceback" not in proc.stderr  # one line, as in a single run
     client, parents, children = _runs(tmp_path)
     (parent,) = parents
     assert parent.info.status == "FAILED"
