@@ -14,6 +14,8 @@ import csv
 import logging
 import math
 import os
+import re
+import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -56,6 +58,25 @@ def default_tracking_uri(launch_dir: str | os.PathLike) -> str:
     return f"sqlite:///{Path(launch_dir).resolve() / 'mlflow.db'}"
 
 
+_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s'\"]+):[^@\s'\"]+@")
+_TEXT_SUFFIXES = {".yaml", ".yml", ".log", ".txt", ".json", ".csv", ".md"}
+
+
+def redact(text: str) -> str:
+    """Mask the password of every ``scheme://user:password@host`` in ``text``: ``scheme://user:***@host``."""
+    return _CREDENTIALS.sub(r"\g<head>:***@", text)
+
+
+def _redacted_copy(src: Path, dst: Path) -> None:
+    if src.suffix in _TEXT_SUFFIXES:
+        try:
+            dst.write_text(redact(src.read_text()))
+            return
+        except UnicodeDecodeError:
+            pass
+    shutil.copyfile(src, dst)
+
+
 class TrackingUnavailable(RuntimeError):
     """The tracking server cannot be reached; ``str(err)`` is one line naming the URI."""
 
@@ -81,8 +102,8 @@ def check_reachable(uri: str, attempts: int = 3, timeout: float = 4.0, pause: fl
         if i < attempts - 1:
             time.sleep(pause)
     raise TrackingUnavailable(
-        f"tracking.uri={uri} is not reachable ({reason}; {attempts} tries): start the tracking server, fix "
-        "tracking.uri (or MLFLOW_TRACKING_URI), or use tracking.uri=null for a local SQLite store"
+        f"tracking.uri={redact(uri)} is not reachable ({reason}; {attempts} tries): start the tracking server, "
+        "fix tracking.uri (or MLFLOW_TRACKING_URI), or use tracking.uri=null for a local SQLite store"
     )
 
 
@@ -298,6 +319,7 @@ class MlflowTracker(NullTracker):
 
         parent = _JOB.get("parent_run_id")
         run_tags = {"mlflow.parentRunId": parent} if parent else None
+        run_name = redact(run_name)
         run = retry(lambda: self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags))
         self.run_id = run.info.run_id
         if parent:
@@ -306,7 +328,7 @@ class MlflowTracker(NullTracker):
         truncated = []
         plist = []
         for k, v in params.items():
-            text = str(v)
+            text = redact(str(v))
             if len(text) > MAX_PARAM_VALUE:
                 truncated.append(k)
                 text = text[: MAX_PARAM_VALUE - 3] + "..."
@@ -316,7 +338,7 @@ class MlflowTracker(NullTracker):
             all_tags["params_truncated"] = ",".join(truncated)
         for chunk in _chunks(plist, MAX_PARAMS_PER_BATCH):
             retry(lambda c=chunk: self.client.log_batch(self.run_id, params=c))
-        tag_list = [RunTag(k, str(v)[:MAX_TAG_VALUE]) for k, v in all_tags.items()]
+        tag_list = [RunTag(k, redact(str(v))[:MAX_TAG_VALUE]) for k, v in all_tags.items()]
         for chunk in _chunks(tag_list, MAX_TAGS_PER_BATCH):
             retry(lambda c=chunk: self.client.log_batch(self.run_id, tags=c))
         return self.run_id
@@ -361,7 +383,7 @@ class MlflowTracker(NullTracker):
 
         if run_id is None or uri != self.uri:
             if run_id is not None:
-                log.warning("run %s was tracked in another store (%s): not linked", run_id, uri)
+                log.warning("run %s was tracked in another store (%s): not linked", run_id, redact(str(uri)))
             return
         old = retry(lambda: self.client.get_run(run_id))
         if old.info.status == "FINISHED":
@@ -384,7 +406,7 @@ class MlflowTracker(NullTracker):
         from mlflow.entities import RunTag
 
         self.flush()
-        items = [RunTag(k, str(v)[:MAX_TAG_VALUE]) for k, v in tags.items()]
+        items = [RunTag(k, redact(str(v))[:MAX_TAG_VALUE]) for k, v in tags.items()]
         for chunk in _chunks(items, MAX_TAGS_PER_BATCH):
             retry(lambda c=chunk: self.client.log_batch(self.run_id, tags=c))
 
@@ -414,12 +436,25 @@ class MlflowTracker(NullTracker):
         self._log_local(artifact_file, lambda path: path.write_bytes(data))
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
+        """Log a file; a text file (config, log) goes through :func:`redact` on the way."""
         self.flush()
-        retry(lambda: self.client.log_artifact(self.run_id, str(local_path), artifact_path))
+        src = Path(local_path)
+        with tempfile.TemporaryDirectory() as tmp:
+            if src.suffix in _TEXT_SUFFIXES:
+                _redacted_copy(src, Path(tmp) / src.name)
+                src = Path(tmp) / src.name
+            retry(lambda: self.client.log_artifact(self.run_id, str(src), artifact_path))
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        """Log a folder; its text files (config, log) go through :func:`redact` on the way."""
         self.flush()
-        retry(lambda: self.client.log_artifacts(self.run_id, str(local_dir), artifact_path))
+        src = Path(local_dir)
+        with tempfile.TemporaryDirectory() as tmp:
+            if any(f.suffix in _TEXT_SUFFIXES for f in src.rglob("*") if f.is_file()):
+                copy = Path(tmp) / src.name
+                shutil.copytree(src, copy, copy_function=lambda a, b: _redacted_copy(Path(a), Path(b)))
+                src = copy
+            retry(lambda: self.client.log_artifacts(self.run_id, str(src), artifact_path))
 
     def end_run(self, status: str = "FINISHED", message: str | None = None) -> None:
         if self.run_id is None or self.status in TERMINAL:

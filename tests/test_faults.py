@@ -17,7 +17,8 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("multirun", [False, True], ids=["run", "multirun"])
 def test_unreachable_tracking_server_fails_fast_with_one_line(tmp_path, data_cache, cli, multirun):
     uri = f"http://127.0.0.1:{_closed_port()}"
-    args = ["experiment=smoke", f"tracking.uri={uri}", f"hydra.run.dir={tmp_path}/out",
+    secret_uri = uri.replace("http://", "http://alice:hunter2@")
+    args = ["experiment=smoke", f"tracking.uri={secret_uri}", f"hydra.run.dir={tmp_path}/out",
             f"hydra.sweep.dir={tmp_path}/sw"]  # fmt: skip
     if multirun:
         args = ["-m", *args, "seed=0,1"]
@@ -27,7 +28,9 @@ def test_unreachable_tracking_server_fails_fast_with_one_line(tmp_path, data_cac
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert elapsed < 30
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith(f"error: tracking.uri={uri} is not reachable"), proc.stderr[-2000:]
+    masked = uri.replace("http://", "http://alice:***@")
+    assert lines[-1].startswith(f"error: tracking.uri={masked} is not reachable"), proc.stderr[-2000:]
+    assert "hunter2" not in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
     assert not list(tmp_path.rglob("state.npz")) and not list(tmp_path.rglob("mlflow.db"))  # nothing trained
 

@@ -185,3 +185,27 @@ def test_metrics_flush_after_flush_seconds_and_before_artifacts(store, tmp_path)
     with pytest.raises(ValueError, match="flush_seconds"):
         MlflowTracker(uri=store, experiment="e", flush_seconds=-1)
     t.end_run()
+
+
+def test_no_credentials_reach_the_store(store, tmp_path):
+    """Passwords in URIs are masked in run names, params, tags and text artifacts (config, .hydra, logs)."""
+    secret = "postgresql+psycopg2://alice:hunter2@db.example/mlflow"
+    t = MlflowTracker(uri=store, experiment="e")
+    t.start_run(f"tracking.uri={secret}", {"tracking.uri": secret}, {"overrides": f"tracking.uri={secret}"})
+    hydra_dir = tmp_path / "hydra_dir"
+    hydra_dir.mkdir()
+    (hydra_dir / "overrides.yaml").write_text(f"- tracking.uri={secret}\n")
+    (hydra_dir / "weights.npz").write_bytes(b"\x00binary")
+    t.log_artifacts(hydra_dir, "hydra")
+    (tmp_path / "job.log").write_text(f"connecting to {secret}\n")
+    t.log_artifact(tmp_path / "job.log", "logs")
+    t.set_tags({"error": f"cannot reach {secret}"})
+    t.end_run("FAILED")
+    run = MlflowClient(store).get_run(t.run_id)
+    assert run.data.params["tracking.uri"] == "postgresql+psycopg2://alice:***@db.example/mlflow"
+    assert "alice:***@" in run.info.run_name and "alice:***@" in run.data.tags["error"]
+    written = [tmp_path / "mlflow.db", *(p for p in (tmp_path / "mlruns").rglob("*") if p.is_file())]
+    assert any(p.name == "overrides.yaml" for p in written) and any(p.name == "job.log" for p in written)
+    for path in written:
+        assert b"hunter2" not in path.read_bytes(), path
+    assert (hydra_dir / "overrides.yaml").read_text().count("hunter2") == 1  # the original is left alone
