@@ -93,7 +93,7 @@ def model_fields(path: Path) -> np.ndarray:
     projection = None
     fields = []
     for layer in doc["layers"]:
-        with np.load(path / layer["file"]) as z:
+        with np.load(path / layer["file"], allow_pickle=False) as z:
             w = np.asarray(z["w"], dtype=np.float64)
         projection = w if projection is None else projection @ w
         fields.append(projection.T)

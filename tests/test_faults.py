@@ -168,3 +168,24 @@ def test_kill_9_then_resume_is_bit_identical_and_linked_in_mlflow(tmp_path, data
         steps = [s for s, _ in new[key]]
         assert len(steps) == len(set(steps)), f"{key}: a step logged twice"
         assert new[key] == expected[key], key  # every epoch present, values equal to the uninterrupted run
+
+
+def test_no_pickle_in_the_code_that_reads_data_checkpoints_or_caches():
+    """Every ``np.load`` of the package passes ``allow_pickle=False``; nothing imports pickle to store data."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    loads = 0
+    for path in [*root.glob("dbn_jax/**/*.py"), *root.glob("analysis/**/*.py"), *root.glob("benchmarks/*.py")]:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] in {"pickle", "cloudpickle", "dill"} for n in names), path
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load":
+                if getattr(node.func.value, "id", "") == "np":
+                    loads += 1
+                    flags = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
+                    assert flags.get("allow_pickle") is False, f"{path}:{node.lineno}: allow_pickle not False"
+    assert loads >= 4  # data cache, model, training state, benchmark model reader
