@@ -189,3 +189,20 @@ def test_no_pickle_in_the_code_that_reads_data_checkpoints_or_caches():
                     flags = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
                     assert flags.get("allow_pickle") is False, f"{path}:{node.lineno}: allow_pickle not False"
     assert loads >= 4  # data cache, model, training state, benchmark model reader
+
+
+def test_resuming_a_finished_run_is_refused_and_leaves_one_finished_run(tmp_path, data_cache, cli):
+    from mlflow.tracking import MlflowClient
+
+    env = {"DBN_DATA_DIR": str(data_cache)}
+    fast = ["experiment=smoke", "analysis=none", "readout.enabled=false"]
+    done = cli([*fast, f"hydra.run.dir={tmp_path}/a"], tmp_path, env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    again = cli([*fast, f"resume={tmp_path}/a", f"hydra.run.dir={tmp_path}/b"], tmp_path, env)
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines()[-1].startswith(f"error: invalid config: resume='{tmp_path}/a': run ")
+    assert "FINISHED: there is nothing to resume" in again.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+    assert not (tmp_path / "b" / "model").exists()
