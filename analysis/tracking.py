@@ -11,6 +11,7 @@ This is the only module of the project that imports mlflow.
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import math
 import os
@@ -184,6 +185,8 @@ class NullTracker:
     ``figures``, ``tables``, ``artifacts``, ``status``."""
 
     def __init__(self, uri: str | None = None, experiment: str = "dbn-complex-networks", **_: Any):
+        self.seconds = 0.0  # wall time spent in this tracker (the cost of logging), see _timed
+        self._timing = 0
         self.uri = uri
         self.experiment = experiment
         self.run_id: str | None = None
@@ -281,7 +284,14 @@ class MlflowTracker(NullTracker):
         flush_seconds: float = 5.0,
         **_: Any,
     ):
+        t0 = time.perf_counter()
         super().__init__(uri, experiment)
+        try:
+            self._connect(uri, artifact_location, flush_seconds)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def _connect(self, uri: str | None, artifact_location: str | None, flush_seconds: float) -> None:
         if not (isinstance(flush_seconds, int | float) and flush_seconds >= 0):
             raise ValueError(f"invalid flush_seconds: {flush_seconds!r}; allowed: a number >= 0")
         self.flush_seconds = float(flush_seconds)
@@ -476,6 +486,29 @@ class MlflowTracker(NullTracker):
 # What the Hydra callback tells the job's tracker, in the job's own process (set in on_job_start; a joblib or
 # submitit worker gets it from the pickled callback, never from the launching process's globals).
 _JOB: dict[str, Any] = {}
+
+
+def _timed(method: Callable[..., T]) -> Callable[..., T]:
+    """Add the wall time of a tracker method (outermost call only) to ``tracker.seconds``."""
+
+    @functools.wraps(method)
+    def wrapper(self: NullTracker, *args: Any, **kwargs: Any) -> T:
+        if self._timing:
+            return method(self, *args, **kwargs)
+        self._timing += 1
+        t0 = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self._timing -= 1
+
+    return wrapper
+
+
+for _name in ("start_run", "log_metrics", "flush", "continue_from", "set_tags", "log_figure", "log_table",
+              "log_arrays", "log_bytes", "log_artifact", "log_artifacts", "end_run"):  # fmt: skip
+    setattr(MlflowTracker, _name, _timed(MlflowTracker.__dict__[_name]))
 
 
 def _tracking_settings(config: Any) -> tuple[bool, str | None, str, str | None]:

@@ -94,7 +94,7 @@ def _metric_histories(store: str, run_id: str) -> dict[str, list[tuple[int, floa
     return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in keys}
 
 
-@pytest.mark.parametrize("kill_layer", [1, 3])
+@pytest.mark.parametrize("kill_layer", [pytest.param(1, marks=pytest.mark.slow), 3])
 def test_kill_9_then_resume_is_bit_identical_and_linked_in_mlflow(tmp_path, data_cache, kill_layer):
     import json
     import os

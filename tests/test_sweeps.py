@@ -17,8 +17,11 @@ def _runs(root):
     return client, parents, children
 
 
-@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]],
-                         ids=["basic", "joblib"])  # fmt: skip
+@pytest.mark.parametrize(
+    "launcher",
+    [[], pytest.param(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], marks=pytest.mark.slow)],
+    ids=["basic", "joblib"],
+)
 def test_sweep_with_a_failing_job(tmp_path, data_cache, cli, launcher):
     """One job with an invalid value: that child FAILED with the reason, the other FINISHED, the parent FAILED."""
     proc = cli(["-m", *FAST, *launcher, "train.batch_size=10,0", f"hydra.sweep.dir={tmp_path}/sweep"], tmp_path,

@@ -209,3 +209,16 @@ def test_no_credentials_reach_the_store(store, tmp_path):
     for path in written:
         assert b"hunter2" not in path.read_bytes(), path
     assert (hydra_dir / "overrides.yaml").read_text().count("hunter2") == 1  # the original is left alone
+
+
+def test_tracker_measures_its_own_time_once_per_outer_call(store, monkeypatch):
+    t = MlflowTracker(uri=store, experiment="e")
+    assert t.seconds > 0  # connecting: the mlflow import and the store
+    t.start_run("r", {}, {})
+    before = t.seconds
+    clock = iter(range(0, 1000, 10))
+    monkeypatch.setattr(tracking.time, "perf_counter", lambda: float(next(clock)))
+    t.log_table({"a": np.arange(3)}, "tables/a.csv")  # log_table -> _log_local -> log_artifact: timed once
+    monkeypatch.undo()
+    assert t.seconds == before + 10.0
+    t.end_run()
