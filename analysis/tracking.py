@@ -186,6 +186,7 @@ class NullTracker:
 
     def __init__(self, uri: str | None = None, experiment: str = "dbn-complex-networks", **_: Any):
         self.seconds = 0.0  # wall time spent in this tracker (the cost of logging), see _timed
+        self.seconds_by: dict[str, float] = defaultdict(float)  # the same per method ("connect": the store)
         self._timing = 0
         self.uri = uri
         self.experiment = experiment
@@ -290,6 +291,7 @@ class MlflowTracker(NullTracker):
             self._connect(uri, artifact_location, flush_seconds)
         finally:
             self.seconds += time.perf_counter() - t0
+            self.seconds_by["connect"] += time.perf_counter() - t0
 
     def _connect(self, uri: str | None, artifact_location: str | None, flush_seconds: float) -> None:
         if not (isinstance(flush_seconds, int | float) and flush_seconds >= 0):
@@ -500,7 +502,9 @@ def _timed(method: Callable[..., T]) -> Callable[..., T]:
         try:
             return method(self, *args, **kwargs)
         finally:
-            self.seconds += time.perf_counter() - t0
+            spent = time.perf_counter() - t0
+            self.seconds += spent
+            self.seconds_by[method.__name__] += spent
             self._timing -= 1
 
     return wrapper

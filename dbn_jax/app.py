@@ -256,7 +256,8 @@ def run(cfg: DictConfig) -> float | None:
             objective = _train_and_log(c, cfg, ds, settings, tracker, callbacks, output_dir,
                                        fingerprint, start_state)  # fmt: skip
             # The cost of logging so far (import, store, metrics, figures, artifacts), to compare with the run.
-            tracker.log_metrics({"time/tracking_seconds": getattr(tracker, "seconds", 0.0)}, 0)
+            spent = {f"time/tracking/{k}_seconds": v for k, v in getattr(tracker, "seconds_by", {}).items()}
+            tracker.log_metrics({"time/tracking_seconds": getattr(tracker, "seconds", 0.0), **spent}, 0)
     except (KeyboardInterrupt, Terminated) as err:
         tracker.end_run("KILLED", f"{type(err).__name__}: {err}")
         raise
