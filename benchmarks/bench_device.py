@@ -37,12 +37,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_emd import synthetic_fields  # the same field generator; benchmarks/ is on sys.path
 
 from dbn_jax.train import TrainSettings, _settings_optimizer, init_layer_state, make_train_epoch, propagate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASET_DIR = Path("/usr/share/datasets/fashion-mnist")
-SHAPE = (28, 28)
 LAYERS = ((784, 500), (500, 500), (500, 2000))
 FLOP_FORMULA = "10*B*V*H per CD-1 step (as bench_train.py), x floor(N / B) steps per epoch"
 FULL = {"n_images": 60000, "repeats": 3, "emd_fields": {"exact": 32, "pooled": 100, "sliced": 500}}
@@ -69,22 +69,6 @@ def load_images(n: int, which: str) -> tuple[np.ndarray, str]:
             note = f" ({DATASET_DIR} has only {x.shape[0]} images)"
     rng = np.random.default_rng(0)
     return (rng.random((n, 784)) < 0.5).astype(np.float32), "synthetic Bernoulli(0.5) pixels" + note
-
-
-def synthetic_fields(n: int, seed: int, noise: float = 0.02) -> np.ndarray:
-    """``(n, 784)`` smooth signed fields: 2-5 Gaussian blobs of random sign, width and place, plus pixel noise."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
-    out = np.empty((n, SHAPE[0] * SHAPE[1]))
-    for i in range(n):
-        field = np.zeros(SHAPE)
-        for _ in range(int(rng.integers(2, 6))):
-            centre = rng.uniform(3, 25, 2)
-            width = rng.uniform(1.5, 5.0)
-            amp = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0)
-            field += amp * np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / (2 * width**2))
-        out[i] = field.ravel() + noise * rng.standard_normal(field.size)
-    return out
 
 
 def load_fields(model: Path | None, need: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]:

@@ -48,6 +48,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_emd import synthetic_fields  # the same field generator; benchmarks/ is on sys.path
 
 from dbn_jax.train import TrainSettings, _settings_optimizer, init_layer_state, make_train_epoch
 
@@ -55,7 +56,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "bench_scaling.json"
 DEFAULT_FIG = ROOT / "docs" / "figures" / "scaling.png"
 DATASET_DIR = Path("/usr/share/datasets/fashion-mnist")
-SHAPE = (28, 28)
 N_VISIBLE = 784
 METHODS = ("exact", "pooled", "sliced")
 FLOP_FORMULA = "10*B*V*H per CD-1 step (as bench_train.py), x floor(n_images / B) steps per epoch"
@@ -106,22 +106,6 @@ def load_images(n: int) -> tuple[np.ndarray, str]:
         note = f"synthetic Bernoulli(0.5) pixels ({DATASET_DIR} missing)"
     rng = np.random.default_rng(0)
     return (rng.random((n, N_VISIBLE)) < 0.5).astype(np.float32), note
-
-
-def synthetic_fields(n: int, seed: int, noise: float = 0.02) -> np.ndarray:
-    """``(n, 784)`` smooth signed fields: 2-5 Gaussian blobs of random sign, width and place, plus pixel noise."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
-    out = np.empty((n, SHAPE[0] * SHAPE[1]))
-    for i in range(n):
-        field = np.zeros(SHAPE)
-        for _ in range(int(rng.integers(2, 6))):
-            centre = rng.uniform(3, 25, 2)
-            width = rng.uniform(1.5, 5.0)
-            amp = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0)
-            field += amp * np.exp(-((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / (2 * width**2))
-        out[i] = field.ravel() + noise * rng.standard_normal(field.size)
-    return out
 
 
 def load_fields(model: Path | None, need: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
