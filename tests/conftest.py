@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,19 @@ def run_cli(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None,
 def cli():
     """``cli(args, cwd, env_extra)``: run the app as a subprocess (see :func:`run_cli`)."""
     return run_cli
+
+
+def wait_for_mlflow_server(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Wait until ``mlflow server`` answers ``/health`` at ``url``; RuntimeError (with its log) if it exits or
+    does not answer within ``timeout`` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {log.read_text()[-3000:]}")
+    raise RuntimeError(f"mlflow server did not start within {timeout:.0f} s: {log.read_text()[-3000:]}")

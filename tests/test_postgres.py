@@ -15,11 +15,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_mlflow_server
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -118,19 +117,8 @@ def mlflow_server(postgres, tmp_path_factory):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120  # the first start creates the schema in PostgreSQL (migrations)
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-3000:]}")
-        else:
-            tail = (root / "server.log").read_text()[-3000:]
-            raise RuntimeError(f"mlflow server did not start within 120 s: {tail}")
+        # The first start creates the schema in PostgreSQL (migrations).
+        wait_for_mlflow_server(url, proc, root / "server.log", 120)
         yield url, root
     finally:
         # Its own session: stop the server and the workers it spawned together.

@@ -6,11 +6,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import wait_for_mlflow_server
 from mlflow.tracking import MlflowClient
 
 
@@ -32,19 +31,11 @@ def mlflow_server(tmp_path_factory):
         cwd=root, stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"),
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
-    else:
+    try:
+        wait_for_mlflow_server(url, proc, root / "server.log", 90)
+    except RuntimeError:
         proc.kill()
-        raise RuntimeError("mlflow server did not start within 90 s")
+        raise
     yield url
     proc.terminate()
     try:
