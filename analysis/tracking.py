@@ -10,14 +10,17 @@ This is the only module of the project that imports mlflow.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import logging
 import math
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -129,6 +132,10 @@ def interrupt(exc: BaseException) -> None:
 
 
 def _store_call(fn: Callable[[], T]) -> T:
+    # Signal handlers run on the main thread, and only a store call of the main thread can be cut short by them;
+    # the background writer's calls always complete.
+    if threading.current_thread() is not threading.main_thread():
+        return fn()
     _STORE["depth"] += 1
     try:
         return fn()
@@ -178,6 +185,63 @@ def _close(figure: Any) -> None:
     clear = getattr(figure, "clear", None)
     if clear is not None:
         clear()
+
+
+class _Writer:
+    """One daemon thread that runs a tracker's store writes, in the order they were submitted.
+
+    The job that submits a write goes on at once: the import of mlflow, the store, figure rendering and
+    artifact copies overlap with training and analysis (on 2 cores the writer uses what the job leaves idle, and
+    otherwise costs half its time, not all of it). The first write that fails stops the writer (the later
+    writes are dropped: they depend on it) and its exception is raised in the job at its next tracker call.
+    """
+
+    def __init__(self, name: str = "mlflow-writer", nice: int = 0) -> None:
+        self._queue: queue.Queue[Callable[[], Any] | None] = queue.Queue()
+        self.error: BaseException | None = None
+        self.busy: dict[str, float] = defaultdict(float)  # seconds spent per kind of job
+        self.nice = nice
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        if self.nice:
+            # Linux: a thread is a task with its own nice value, so the writer takes the cores the job leaves idle
+            with contextlib.suppress(AttributeError, OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                kind, fn = item
+                if self.error is None:
+                    t0 = time.perf_counter()
+                    try:
+                        fn()
+                    finally:
+                        self.busy[kind] += time.perf_counter() - t0
+            except BaseException as err:  # noqa: BLE001 - handed to the job (raise_error)
+                self.error = err
+            finally:
+                self._queue.task_done()
+
+    def submit(self, kind: str, fn: Callable[[], Any]) -> None:
+        self.raise_error()
+        self._queue.put((kind, fn))
+
+    def wait(self) -> None:
+        """Block until every submitted write is done; raise the first one's error, if any."""
+        self._queue.join()
+        self.raise_error()
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=60)
 
 
 class NullTracker:
@@ -255,6 +319,17 @@ class NullTracker:
     def flush(self) -> None:
         """Nothing is buffered here."""
 
+    def wait(self) -> None:
+        """Nothing is pending here."""
+
+    def then(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` once everything logged so far is stored: here, at once."""
+        fn()
+
+    @property
+    def background_seconds(self) -> dict[str, float]:
+        return {}
+
     def continue_from(self, run_id: str | None, uri: str | None) -> None:
         """Nothing to link to without a store (see :meth:`MlflowTracker.continue_from`)."""
 
@@ -275,6 +350,11 @@ class MlflowTracker(NullTracker):
         flush_seconds: metrics are buffered (each keeps the time it was logged at) and written in one batch when
             this many seconds have passed since the last write, when 1000 are waiting, before any other write and
             when the run ends; 0 writes every call at once.
+        background: do the writes on one background thread (:class:`_Writer`), in order, so the job does not
+            wait for them; :meth:`then` runs a function once everything logged before it is stored, and
+            :meth:`end_run` waits for all of them. ``False``: every call writes before it returns.
+        writer_nice: the writer thread's nice value (Linux; 0..19): at 19 it runs on what the job leaves idle and
+            yields to the job's own threads and processes (measured: never slower than 0).
     """
 
     def __init__(
@@ -283,25 +363,22 @@ class MlflowTracker(NullTracker):
         experiment: str = "dbn-complex-networks",
         artifact_location: str | None = None,
         flush_seconds: float = 5.0,
+        background: bool = True,
+        writer_nice: int = 19,
         **_: Any,
     ):
         t0 = time.perf_counter()
         super().__init__(uri, experiment)
-        try:
-            self._connect(uri, artifact_location, flush_seconds)
-        finally:
-            self.seconds += time.perf_counter() - t0
-            self.seconds_by["connect"] += time.perf_counter() - t0
-
-    def _connect(self, uri: str | None, artifact_location: str | None, flush_seconds: float) -> None:
         if not (isinstance(flush_seconds, int | float) and flush_seconds >= 0):
             raise ValueError(f"invalid flush_seconds: {flush_seconds!r}; allowed: a number >= 0")
+        if not (isinstance(writer_nice, int) and 0 <= writer_nice <= 19):
+            raise ValueError(f"invalid writer_nice: {writer_nice!r}; allowed: an integer in [0, 19]")
         self.flush_seconds = float(flush_seconds)
-        self._pending: list[Any] = []
+        self._pending: list[tuple[str, float, int, int]] = []  # (key, value, timestamp ms, step)
         self._flushed_at = time.monotonic()
         self._copied: set[tuple[str, int]] = set()  # (key, step) taken over from the run this one resumes
-        from mlflow.tracking import MlflowClient
-
+        self._client: Any = None
+        self._run_id: str | None = None
         env_uri = os.environ.get("MLFLOW_TRACKING_URI")
         if env_uri:
             uri = env_uri
@@ -310,33 +387,92 @@ class MlflowTracker(NullTracker):
             artifact_location = artifact_location or (Path.cwd() / "mlartifacts").resolve().as_uri()
         self.uri = uri
         self.artifact_location = artifact_location
-        check_reachable(uri)
-        self.client = MlflowClient(tracking_uri=uri)
+        try:
+            check_reachable(uri)  # at once: a dead server is a clear error before any compute
+            self._writer = _Writer(nice=writer_nice) if background else None
+            self._busy = self._writer.busy if self._writer is not None else {}
+            self._submit("connect", self._connect)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.seconds_by["connect"] += time.perf_counter() - t0
+
+    # ------------------------------------------------------------------------------------------ the writer
+    def _submit(self, kind: str, fn: Callable[[], Any]) -> None:
+        if self._writer is None:
+            fn()
+        else:
+            self._writer.submit(kind, fn)
+
+    def wait(self) -> None:
+        """Block until everything logged so far is in the store (raises a write's error)."""
+        if self._writer is not None:
+            self._writer.wait()
+
+    @property
+    def background_seconds(self) -> dict[str, float]:
+        """Seconds the background writer spent per kind of write (empty without one)."""
+        return dict(self._busy)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self.wait()
+        return self._client
+
+    @property
+    def run_id(self) -> str | None:  # type: ignore[override]
+        if self._run_id is None and getattr(self, "_writer", None) is not None and self.status is not None:
+            self.wait()
+        return self._run_id
+
+    @run_id.setter
+    def run_id(self, value: str | None) -> None:
+        self._run_id = value
+
+    def then(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` once every metric, tag and artifact logged before this call is in the store (on the writer
+        thread when there is one, so the job does not wait): e.g. write a checkpoint only after the metrics it
+        covers are stored, so a job killed at any point and resumed from it loses none."""
+        self.flush()
+        self._submit("then", fn)
+
+    # ------------------------------------------------------------------------------------------ store writes
+    def _connect(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self._client = MlflowClient(tracking_uri=self.uri)
         self.experiment_id = retry(self._get_or_create_experiment)
 
     def _get_or_create_experiment(self) -> str:
-        exp = self.client.get_experiment_by_name(self.experiment)
+        exp = self._client.get_experiment_by_name(self.experiment)
         if exp is not None:
             return exp.experiment_id
         try:
-            return self.client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+            return self._client.create_experiment(self.experiment, artifact_location=self.artifact_location)
         except Exception:  # noqa: BLE001 - created concurrently by another process
-            exp = self.client.get_experiment_by_name(self.experiment)
+            exp = self._client.get_experiment_by_name(self.experiment)
             if exp is None:
                 raise
             return exp.experiment_id
 
-    def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> str:
+    def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> None:
+        """Create the run (as a child of the sweep's parent inside a multirun) with its params and tags; the run
+        id is ``self.run_id`` (which waits for the writer to have created it)."""
+        parent = _JOB.get("parent_run_id")
+        run_name = redact(run_name)
+        params, tags = dict(params), dict(tags)
+        self.status = "RUNNING"
+        self._submit("start_run", lambda: self._create_run(run_name, params, tags, parent))
+
+    def _create_run(self, run_name: str, params: dict[str, Any], tags: dict[str, Any], parent: str | None) -> None:
         from mlflow.entities import Param, RunTag
 
-        parent = _JOB.get("parent_run_id")
+        client = self._client
         run_tags = {"mlflow.parentRunId": parent} if parent else None
-        run_name = redact(run_name)
-        run = retry(lambda: self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags))
-        self.run_id = run.info.run_id
+        run = retry(lambda: client.create_run(self.experiment_id, run_name=run_name, tags=run_tags))
+        self._run_id = run.info.run_id
         if parent:
-            _JOB["run_id"] = self.run_id
-        self.status = "RUNNING"
+            _JOB["run_id"] = self._run_id
         truncated = []
         plist = []
         for k, v in params.items():
@@ -345,42 +481,47 @@ class MlflowTracker(NullTracker):
                 truncated.append(k)
                 text = text[: MAX_PARAM_VALUE - 3] + "..."
             plist.append(Param(k, text))
-        all_tags = dict(tags)
         if truncated:
-            all_tags["params_truncated"] = ",".join(truncated)
+            tags["params_truncated"] = ",".join(truncated)
         for chunk in _chunks(plist, MAX_PARAMS_PER_BATCH):
-            retry(lambda c=chunk: self.client.log_batch(self.run_id, params=c))
-        tag_list = [RunTag(k, redact(str(v))[:MAX_TAG_VALUE]) for k, v in all_tags.items()]
+            retry(lambda c=chunk: client.log_batch(self._run_id, params=c))
+        tag_list = [RunTag(k, redact(str(v))[:MAX_TAG_VALUE]) for k, v in tags.items()]
         for chunk in _chunks(tag_list, MAX_TAGS_PER_BATCH):
-            retry(lambda c=chunk: self.client.log_batch(self.run_id, tags=c))
-        return self.run_id
+            retry(lambda c=chunk: client.log_batch(self._run_id, tags=c))
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
-        from mlflow.entities import Metric
-
+        if self._writer is not None:
+            self._writer.raise_error()
         ts = int(time.time() * 1000)
-        items = []
+        bad = {}
         for k, v in metrics.items():
             if (k, int(step)) in self._copied:  # a resumed epoch recomputes the value the dead run logged
                 continue
             x = to_float(v)
             if math.isfinite(x):
-                items.append(Metric(k, x, ts, int(step)))
+                self._pending.append((k, x, ts, int(step)))
             else:
                 log.warning("metric %s = %s at step %d is not finite; logged as a tag", k, x, step)
-                self.set_tags({f"nonfinite/{k}": f"{x} at step {step}"})
-        self._pending.extend(items)
+                bad[f"nonfinite/{k}"] = f"{x} at step {step}"
+        if bad:
+            self.set_tags(bad)
         due = time.monotonic() - self._flushed_at >= self.flush_seconds
         if due or len(self._pending) >= MAX_METRICS_PER_BATCH:
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffered metrics (batches of <= 1000)."""
+        """Hand the buffered metrics to the store (batches of <= 1000)."""
         self._flushed_at = time.monotonic()
-        while self._pending:
-            chunk = self._pending[:MAX_METRICS_PER_BATCH]
-            retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
-            del self._pending[: len(chunk)]
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._submit("metrics", lambda: self._write_metrics(pending))
+
+    def _write_metrics(self, items: list[tuple[str, float, int, int]]) -> None:
+        from mlflow.entities import Metric
+
+        metrics = [Metric(k, x, ts, step) for k, x, ts, step in items]
+        for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
+            retry(lambda c=chunk: self._client.log_batch(self._run_id, metrics=c))
 
     def continue_from(self, run_id: str | None, uri: str | None) -> None:
         """Make this run the continuation of ``run_id``, an earlier run of the same job whose process died.
@@ -389,96 +530,134 @@ class MlflowTracker(NullTracker):
         a ``(key, step)`` already copied is skipped (a resumed epoch recomputes the same value), so no step is
         duplicated. The earlier run, if still RUNNING (kill -9 leaves it so), is marked KILLED; both are tagged
         (``resumed_by`` / ``resumed_from_run``). Raises ``ValueError`` if the earlier run FINISHED (nothing to
-        resume). Without a ``run_id`` in the same store only the tag is set.
+        resume). Without a ``run_id`` in the same store only the tag is set. Synchronous.
         """
-        from mlflow.entities import Metric
-
         if run_id is None or uri != self.uri:
             if run_id is not None:
                 log.warning("run %s was tracked in another store (%s): not linked", run_id, redact(str(uri)))
             return
-        old = retry(lambda: self.client.get_run(run_id))
+        self.flush()
+        self.wait()  # before importing mlflow here: two threads importing it at once can see it half-initialised
+        from mlflow.entities import Metric
+
+        client, new_id = self._client, self._run_id
+        old = retry(lambda: client.get_run(run_id))
         if old.info.status == "FINISHED":
             raise ValueError(f"run {run_id} FINISHED: there is nothing to resume")
         copied = []
         for key in old.data.metrics:
-            for m in retry(lambda k=key: self.client.get_metric_history(run_id, k)):
+            for m in retry(lambda k=key: client.get_metric_history(run_id, k)):
                 if (m.key, m.step) not in self._copied:
                     self._copied.add((m.key, m.step))
                     copied.append(Metric(m.key, m.value, m.timestamp, m.step))
         for chunk in _chunks(copied, MAX_METRICS_PER_BATCH):
-            retry(lambda c=chunk: self.client.log_batch(self.run_id, metrics=c))
-        self.set_tags({"resumed_from_run": run_id})
-        retry(lambda: self.client.set_tag(run_id, "resumed_by", self.run_id))
+            retry(lambda c=chunk: client.log_batch(new_id, metrics=c))
+        retry(lambda: client.set_tag(new_id, "resumed_from_run", run_id))
+        retry(lambda: client.set_tag(run_id, "resumed_by", new_id))
         if old.info.status == "RUNNING":
-            retry(lambda: self.client.set_tag(run_id, "error", f"process died; resumed by run {self.run_id}"))
-            retry(lambda: self.client.set_terminated(run_id, status="KILLED"))
+            retry(lambda: client.set_tag(run_id, "error", f"process died; resumed by run {new_id}"))
+            retry(lambda: client.set_terminated(run_id, status="KILLED"))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.flush()
+        items = [(k, redact(str(v))[:MAX_TAG_VALUE]) for k, v in tags.items()]
+        self._submit("tags", lambda: self._write_tags(items))
+
+    def _write_tags(self, items: list[tuple[str, str]]) -> None:
         from mlflow.entities import RunTag
 
-        self.flush()
-        items = [RunTag(k, redact(str(v))[:MAX_TAG_VALUE]) for k, v in tags.items()]
-        for chunk in _chunks(items, MAX_TAGS_PER_BATCH):
-            retry(lambda c=chunk: self.client.log_batch(self.run_id, tags=c))
+        for chunk in _chunks([RunTag(k, v) for k, v in items], MAX_TAGS_PER_BATCH):
+            retry(lambda c=chunk: self._client.log_batch(self._run_id, tags=c))
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
+        """Render and store a matplotlib figure (on the writer thread: the job must not touch it afterwards)."""
         self.flush()
-        retry(lambda: self.client.log_figure(self.run_id, figure, artifact_file))
-        _close(figure)
+
+        def write() -> None:
+            try:
+                retry(lambda: self._client.log_figure(self._run_id, figure, artifact_file))
+            finally:
+                _close(figure)
+
+        self._submit("figures", write)
 
     def log_table(self, table: Mapping[str, Any], artifact_file: str) -> None:
-        self._log_local(artifact_file, lambda path: write_table_csv(path, table))
+        self._log_local("tables", artifact_file, lambda path: write_table_csv(path, table))
 
-    def _log_local(self, artifact_file: str, write: Callable[[Path], None]) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / Path(artifact_file).name
-            write(local)
-            parent = str(Path(artifact_file).parent)
-            self.log_artifact(local, None if parent == "." else parent)
+    def _log_local(self, kind: str, artifact_file: str, write: Callable[[Path], None]) -> None:
+        self.flush()
+
+        def job() -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / Path(artifact_file).name
+                write(local)
+                parent = str(Path(artifact_file).parent)
+                self._write_artifact(local, None if parent == "." else parent)
+
+        self._submit(kind, job)
 
     def log_arrays(self, arrays: Mapping[str, Any], artifact_file: str) -> None:
         def write(path: Path) -> None:
             with open(path, "wb") as f:
                 np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
 
-        self._log_local(artifact_file, write)
+        self._log_local("arrays", artifact_file, write)
 
     def log_bytes(self, data: bytes, artifact_file: str) -> None:
-        self._log_local(artifact_file, lambda path: path.write_bytes(data))
+        self._log_local("files", artifact_file, lambda path: path.write_bytes(data))
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
-        """Log a file; a text file (config, log) goes through :func:`redact` on the way."""
+        """Log a file; a text file (config, log) goes through :func:`redact` on the way. The file is read when
+        the writer gets to it: do not change or delete it before :meth:`wait` (or :meth:`then`)."""
         self.flush()
-        src = Path(local_path)
+        self._submit("artifacts", lambda: self._write_artifact(Path(local_path), artifact_path))
+
+    def _write_artifact(self, src: Path, artifact_path: str | None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             if src.suffix in _TEXT_SUFFIXES:
                 _redacted_copy(src, Path(tmp) / src.name)
                 src = Path(tmp) / src.name
-            retry(lambda: self.client.log_artifact(self.run_id, str(src), artifact_path))
+            retry(lambda: self._client.log_artifact(self._run_id, str(src), artifact_path))
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
-        """Log a folder; its text files (config, log) go through :func:`redact` on the way."""
+        """Log a folder; its text files (config, log) go through :func:`redact` on the way (read when the writer
+        gets to them, as for :meth:`log_artifact`)."""
         self.flush()
-        src = Path(local_dir)
-        with tempfile.TemporaryDirectory() as tmp:
-            if any(f.suffix in _TEXT_SUFFIXES for f in src.rglob("*") if f.is_file()):
-                copy = Path(tmp) / src.name
-                shutil.copytree(src, copy, copy_function=lambda a, b: _redacted_copy(Path(a), Path(b)))
-                src = copy
-            retry(lambda: self.client.log_artifacts(self.run_id, str(src), artifact_path))
+
+        def job() -> None:
+            src = Path(local_dir)
+            with tempfile.TemporaryDirectory() as tmp:
+                if any(f.suffix in _TEXT_SUFFIXES for f in src.rglob("*") if f.is_file()):
+                    copy = Path(tmp) / src.name
+                    shutil.copytree(src, copy, copy_function=lambda a, b: _redacted_copy(Path(a), Path(b)))
+                    src = copy
+                retry(lambda: self._client.log_artifacts(self._run_id, str(src), artifact_path))
+
+        self._submit("artifacts", job)
 
     def end_run(self, status: str = "FINISHED", message: str | None = None) -> None:
-        if self.run_id is None or self.status in TERMINAL:
+        """Wait for every pending write, then end the run. A write that failed turns FINISHED into FAILED with its
+        error as the message; the run is closed whatever happened before."""
+        if self.status in TERMINAL or self.status is None:
             return
         try:
             self.flush()
-        except Exception as err:  # noqa: BLE001 - the run must still be closed
-            log.error("could not write %d buffered metrics: %s", len(self._pending), err)
-            self._pending.clear()
+            self.wait()
+        except BaseException as err:  # noqa: BLE001 - the run must still be closed
+            log.error("tracking: a write failed: %s: %s", type(err).__name__, err)
+            if status == "FINISHED":
+                status, message = "FAILED", f"tracking write failed: {type(err).__name__}: {err}"
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+        if self._client is None or self._run_id is None:
+            log.error("tracking: the run was never created; nothing to close")
+            self.status = status
+            return
+        client, run_id = self._client, self._run_id
         if message:
-            self.set_tags({"error": message[:MAX_TAG_VALUE]})
-        retry(lambda: self.client.set_terminated(self.run_id, status=status))
+            retry(lambda: client.set_tag(run_id, "error", redact(message)[:MAX_TAG_VALUE]))
+        retry(lambda: client.set_terminated(run_id, status=status))
         self.status = status
         self.message = message
 
@@ -511,7 +690,7 @@ def _timed(method: Callable[..., T]) -> Callable[..., T]:
 
 
 for _name in ("start_run", "log_metrics", "flush", "continue_from", "set_tags", "log_figure", "log_table",
-              "log_arrays", "log_bytes", "log_artifact", "log_artifacts", "end_run"):  # fmt: skip
+              "log_arrays", "log_bytes", "log_artifact", "log_artifacts", "end_run", "wait", "then"):  # fmt: skip
     setattr(MlflowTracker, _name, _timed(MlflowTracker.__dict__[_name]))
 
 

@@ -8,6 +8,7 @@ run the loop.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from analysis.callbacks import AnalysisResult, CallbackContext
 from analysis.tracking import TrackingUnavailable
 from dbn_jax import checkpoint, data
 from dbn_jax.config import ConfigError, ExperimentConfig, check_data_size, validate
@@ -240,11 +242,14 @@ def run(cfg: DictConfig) -> float | None:
     if c.resume is not None and (Path(c.resume) / "tracking.json").is_file():
         previous = json.loads((Path(c.resume) / "tracking.json").read_text())
     tracker.start_run(run_name, _params(cfg), tags)
-    # Which run this output dir belongs to, so that `resume=<this dir>` can link the next run to it.
+    # Which run this output dir belongs to, so that `resume=<this dir>` can link the next run to it (written by
+    # the tracker's writer once the run exists: the job does not wait for the store).
     output_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint.atomic_write_bytes(
-        output_dir / "tracking.json",
-        json.dumps({"run_id": tracker.run_id, "uri": getattr(tracker, "uri", None)}).encode(),
+    tracker.then(
+        lambda: checkpoint.atomic_write_bytes(
+            output_dir / "tracking.json",
+            json.dumps({"run_id": tracker.run_id, "uri": getattr(tracker, "uri", None)}).encode(),
+        )
     )
     try:
         if previous is not None:
@@ -255,8 +260,12 @@ def run(cfg: DictConfig) -> float | None:
         with _signals_raise(tracker):
             objective = _train_and_log(c, cfg, ds, settings, tracker, callbacks, output_dir,
                                        fingerprint, start_state)  # fmt: skip
-            # The cost of logging so far (import, store, metrics, figures, artifacts), to compare with the run.
+            # The cost of logging: the time the job waited for the tracker (time/tracking_seconds, per method), and
+            # what the background writer spent per kind of write (import, store, metrics, figures, artifacts).
+            tracker.wait()
             spent = {f"time/tracking/{k}_seconds": v for k, v in getattr(tracker, "seconds_by", {}).items()}
+            spent.update({f"time/tracking/background/{k}_seconds": v
+                          for k, v in getattr(tracker, "background_seconds", {}).items()})  # fmt: skip
             tracker.log_metrics({"time/tracking_seconds": getattr(tracker, "seconds", 0.0), **spent}, 0)
     except (KeyboardInterrupt, Terminated) as err:
         tracker.end_run("KILLED", f"{type(err).__name__}: {err}")
@@ -317,28 +326,36 @@ def _train_and_log(
             t_layer = time.perf_counter()
         elif isinstance(event, TrainEnd):
             layers = event.layers
+        so_far = AnalysisResult()  # what the callbacks produced at this event (for those that want context)
         for cb in callbacks:
             if not _due(cb, event):
                 continue
             t0 = time.perf_counter()
-            result = cb(event)
+            if getattr(cb, "wants_context", False):
+                result = cb(event, CallbackContext(results=so_far, dataset=ds, seed=c.seed))
+            else:
+                result = cb(event)
             analysis_seconds[type(cb).__name__] = (
                 analysis_seconds.get(type(cb).__name__, 0.0) + time.perf_counter() - t0
             )
             if result is not None:
                 step = event.epoch if isinstance(event, EpochEnd) else settings.epochs
                 tracker.log_result(result, step)
+                so_far.update(result)
         if isinstance(event, EpochEnd):
-            # Everything of this epoch is in the store before its checkpoint exists: a job killed at any point
-            # and resumed from the checkpoint loses no metric (one logged again after it is skipped as a copy).
-            tracker.flush()
-            checkpoint.save_state(
-                state_path,
-                layer=event.layer,
-                epoch=event.epoch,
-                done=event.state.done,
-                leaves=jax.tree_util.tree_leaves(event.state.current),
-                meta={"fingerprint": fingerprint, "seed": c.seed},
+            # Everything of this epoch is in the store before its checkpoint exists (the tracker writes it after
+            # them): a job killed at any point and resumed from the checkpoint loses no metric (one logged again
+            # after it is skipped as a copy).
+            tracker.then(
+                functools.partial(
+                    checkpoint.save_state,
+                    state_path,
+                    layer=event.layer,
+                    epoch=event.epoch,
+                    done=event.state.done,
+                    leaves=jax.tree_util.tree_leaves(event.state.current),
+                    meta={"fingerprint": fingerprint, "seed": c.seed},
+                )
             )
     if analysis_seconds:
         tracker.log_metrics({f"time/analysis/{k}_seconds": v for k, v in analysis_seconds.items()}, 0)

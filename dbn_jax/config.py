@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 DATASETS = ("mnist5k", "mnist", "fashion_mnist", "idx")
 THRESHOLD_SIGNS = ("positive", "absolute", "negative")
 THRESHOLD_SCOPES = ("global", "layer")
+NULL_KINDS = ("rewire", "shuffle")
 EMD_METHODS = ("exact", "pooled", "sliced")
 EMD_METRICS = ("euclidean", "cityblock")
 STRENGTH_SIDES = ("out", "in", "total")
@@ -61,6 +62,8 @@ class TrackingConfig:
     uri: str | None = None
     experiment: str = "dbn-complex-networks"
     flush_seconds: float = 5.0
+    background: bool = True
+    writer_nice: int = 19
 
 
 @dataclass
@@ -93,6 +96,33 @@ class EmdConfig:
 
 
 @dataclass
+class NullConfig:
+    n_samples: int = 20
+    kinds: list[str] = field(default_factory=lambda: ["rewire", "shuffle"])
+    n_jobs: int = 1
+    modularity: bool = False
+
+
+@dataclass
+class CommunitiesConfig:
+    resolution: float = 1.0
+    abs_weights: bool = True
+
+
+@dataclass
+class AisConfig:
+    enabled: bool = True
+    n_chains: int = 100
+    n_betas: int = 2000
+
+
+@dataclass
+class SamplesConfig:
+    n: int = 64
+    gibbs_steps: int = 1000
+
+
+@dataclass
 class AnalysisConfig:
     every_n_epochs: int = 5
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
@@ -102,6 +132,11 @@ class AnalysisConfig:
     strength_side: str = "out"
     mosaic_units: int = 100
     export_graphml: bool = True
+    null: NullConfig = field(default_factory=NullConfig)
+    communities: CommunitiesConfig = field(default_factory=CommunitiesConfig)
+    rich_club_quantile: float = 0.9
+    ais: AisConfig = field(default_factory=AisConfig)
+    samples: SamplesConfig = field(default_factory=SamplesConfig)
     callbacks: list[Any] = field(default_factory=list)
 
 
@@ -202,6 +237,7 @@ def validate(cfg: DictConfig) -> ExperimentConfig:
         _check(scheme in allowed, "tracking.uri", tr.uri, "a URI with scheme " + " | ".join(allowed))
     _check(bool(tr.experiment), "tracking.experiment", tr.experiment, "a non-empty name")
     _check(tr.flush_seconds >= 0, "tracking.flush_seconds", tr.flush_seconds, "a number of seconds >= 0")
+    _check(0 <= tr.writer_nice <= 19, "tracking.writer_nice", tr.writer_nice, "an integer in [0, 19]")
 
     _validate_analysis(c)
     _check(c.readout.l2 >= 0, "readout.l2", c.readout.l2, "a float >= 0")
@@ -261,6 +297,25 @@ def _validate_analysis(c: ExperimentConfig) -> None:
         a.strength_side in STRENGTH_SIDES, "analysis.strength_side", a.strength_side, " | ".join(STRENGTH_SIDES)
     )
     _check(a.mosaic_units >= 1, "analysis.mosaic_units", a.mosaic_units, "an integer >= 1")
+    nl = a.null
+    _check(nl.n_samples >= 2, "analysis.null.n_samples", nl.n_samples, "an integer >= 2")
+    _check(
+        bool(nl.kinds) and all(k in NULL_KINDS for k in nl.kinds),
+        "analysis.null.kinds",
+        nl.kinds,
+        "a non-empty list of " + " | ".join(NULL_KINDS),
+    )
+    _check(nl.n_jobs >= 1 or nl.n_jobs == -1, "analysis.null.n_jobs", nl.n_jobs, "-1 or an integer >= 1")
+    _check(
+        a.communities.resolution > 0, "analysis.communities.resolution", a.communities.resolution, "a float > 0"
+    )
+    _check(
+        0 < a.rich_club_quantile < 1, "analysis.rich_club_quantile", a.rich_club_quantile, "a float in (0, 1)"
+    )
+    _check(a.ais.n_chains >= 1, "analysis.ais.n_chains", a.ais.n_chains, "an integer >= 1")
+    _check(a.ais.n_betas >= 2, "analysis.ais.n_betas", a.ais.n_betas, "an integer >= 2")
+    _check(a.samples.n >= 0, "analysis.samples.n", a.samples.n, "an integer >= 0 (0 = no samples figure)")
+    _check(a.samples.gibbs_steps >= 1, "analysis.samples.gibbs_steps", a.samples.gibbs_steps, "an integer >= 1")
 
 
 def check_data_size(c: ExperimentConfig, n_train: int) -> None:

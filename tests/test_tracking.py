@@ -171,7 +171,7 @@ def test_metrics_are_buffered_with_their_own_time_and_written_by_end_run(store, 
 
 
 def test_metrics_flush_after_flush_seconds_and_before_artifacts(store, tmp_path):
-    t = MlflowTracker(uri=store, experiment="e", flush_seconds=0)
+    t = MlflowTracker(uri=store, experiment="e", flush_seconds=0, background=False)  # each call writes at once
     t.start_run("r", {}, {})
     client = MlflowClient(store)
     t.log_metrics({"a": 1.0}, step=0)
@@ -222,3 +222,36 @@ def test_tracker_measures_its_own_time_once_per_outer_call(store, monkeypatch):
     monkeypatch.undo()
     assert t.seconds == before + 10.0
     t.end_run()
+
+
+def test_background_writer_keeps_the_order_and_then_runs_after_the_writes(store, tmp_path):
+    """Writes go through one background thread in order: what ``then`` runs sees every metric logged before it
+    (the app writes each epoch's checkpoint this way), and ``end_run`` waits for all of them."""
+    t = MlflowTracker(uri=store, experiment="e", flush_seconds=3600)
+    t.start_run("r", {"p": 1}, {})
+    seen = []
+    for epoch in range(1, 6):
+        t.log_metrics({"loss": 1.0 / epoch}, step=epoch)
+        t.then(lambda e=epoch: seen.append((e, len(t.client.get_metric_history(t.run_id, "loss")))))
+    (tmp_path / "f.txt").write_text("x")
+    t.log_artifact(tmp_path / "f.txt")
+    t.end_run()
+    assert seen == [(e, e) for e in range(1, 6)]
+    run = MlflowClient(store).get_run(t.run_id)
+    assert run.info.status == "FINISHED" and run.data.params == {"p": "1"}
+    assert [a.path for a in MlflowClient(store).list_artifacts(t.run_id)] == ["f.txt"]
+    assert set(t.background_seconds) >= {"connect", "start_run", "metrics", "then", "artifacts"}
+
+
+def test_a_failed_background_write_fails_the_run_and_stops_the_writes(store, tmp_path):
+    t = MlflowTracker(uri=store, experiment="e")
+    t.start_run("r", {}, {})
+    t.log_artifact(tmp_path / "missing.txt")  # fails on the writer thread
+    with pytest.raises(FileNotFoundError):
+        t.wait()
+    with pytest.raises(FileNotFoundError):  # every later call reports it, nothing more is written
+        t.log_metrics({"x": 1.0}, 0)
+    t.end_run()  # FINISHED asked, but a write failed
+    run = MlflowClient(store).get_run(t.run_id)
+    assert run.info.status == "FAILED"
+    assert "missing.txt" in run.data.tags["error"] and run.data.metrics == {}
