@@ -35,6 +35,21 @@ class AnalysisResult:
         return self
 
 
+@dataclass
+class CallbackContext:
+    """What the app hands to a callback that declares ``wants_context = True`` (called ``cb(event, context)``).
+
+    Attributes:
+        results: everything the callbacks before it produced at this event (merged), e.g. the EMD cluster labels.
+        dataset: the run's data (``x_train``, ``y_train``, ``x_test``, ``y_test``).
+        seed: the run's seed.
+    """
+
+    results: AnalysisResult
+    dataset: Any = None
+    seed: int = 0
+
+
 def _np(params: Any) -> np.ndarray:
     return np.asarray(params.w, dtype=np.float64)
 

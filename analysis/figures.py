@@ -24,6 +24,9 @@ __all__ = [
     "plot_degree_distributions",
     "plot_distance_matrix",
     "plot_receptive_field_mosaic",
+    "plot_rich_club",
+    "plot_samples",
+    "plot_singular_values",
     "plot_strength_histograms",
     "plot_structure_function",
     "plot_weight_histograms",
@@ -514,4 +517,77 @@ def plot_distance_matrix(
     ax.set_xlabel("unit (dendrogram leaf order)")
     ax.set_ylabel("unit (dendrogram leaf order)")
     ax.set_title(title)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- beyond the paper
+def plot_singular_values(
+    trained: Mapping[str, np.ndarray], initial: Mapping[str, np.ndarray] | None = None
+) -> Figure:
+    """Rank plot (log-log) of the singular values of each weight matrix, initial vs trained.
+
+    Args:
+        trained: matrix name (``"w1"``...) to its singular values, descending, positive.
+        initial: the same for the initial weights (optional).
+
+    Returns:
+        The figure, one axes per matrix.
+    """
+    series = _series("trained", trained)
+    cols = len(series)
+    fig = Figure(figsize=(4.2 * cols, 3.6), layout="constrained")
+    axes = fig.subplots(1, cols, squeeze=False).ravel()
+    for ax, (key, sv) in zip(axes, series.items(), strict=True):
+        for label, x, color in ((INITIAL_LABEL, (initial or {}).get(key), _INITIAL_COLOR),
+                                (TRAINED_LABEL, sv, _TRAINED_COLOR)):  # fmt: skip
+            if x is None:
+                continue
+            x = np.asarray(x, dtype=np.float64)
+            x = x[x > 0]
+            ax.plot(np.arange(1, x.size + 1), x, color=color, linewidth=1.4, label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{key}: singular values")
+        ax.set_xlabel("rank")
+        ax.set_ylabel("singular value")
+        ax.legend(fontsize="small")
+    return fig
+
+
+def plot_rich_club(rho: Mapping[int, float], k_star: int | None = None) -> Figure:
+    """The normalised rich-club coefficient ``ρ(k)`` against the degree ``k``, with ``ρ = 1`` (the null model)
+    and the degree ``k*`` whose value is logged marked."""
+    if not rho:
+        raise ValueError("invalid rho: empty; allowed: {k: rho(k)} for one or more degrees")
+    ks = np.array(sorted(rho), dtype=np.float64)
+    vals = np.array([rho[int(k)] for k in ks], dtype=np.float64)
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(ks, vals, "o-", markersize=3, color=_TRAINED_COLOR, label="trained / rewired")
+    ax.axhline(1.0, color=_INITIAL_COLOR, linestyle="--", linewidth=1.0, label="null model")
+    if k_star is not None and int(k_star) in rho:
+        ax.axvline(k_star, color="tab:red", linestyle=":", linewidth=1.0, label=f"k* = {k_star}")
+    ax.set_xlabel("degree k")
+    ax.set_ylabel("ρ(k) = φ(k) / φ_null(k)")
+    ax.set_title("Normalised rich-club coefficient (degree-preserving rewiring)")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_samples(images: np.ndarray, title: str = "Samples") -> Figure:
+    """A near-square mosaic of gray images in [0, 1] (e.g. samples of the top RBM propagated to the pixels)."""
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 3 or images.shape[0] == 0:
+        raise ValueError(f"invalid images: shape {images.shape}; allowed: (n >= 1, h, w)")
+    count = images.shape[0]
+    cols = math.ceil(math.sqrt(count))
+    grid: list[list[int | None]] = [list(range(r, min(r + cols, count))) for r in range(0, count, cols)]
+    mosaic = _tile(images, grid)
+    fig = Figure(figsize=(6.0, 6.0 * mosaic.shape[0] / mosaic.shape[1] + 0.5), layout="constrained")
+    ax = fig.add_subplot()
+    cmap = matplotlib.colormaps["gray"].with_extremes(bad="white")
+    ax.imshow(mosaic, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize="medium")
     return fig

@@ -1,0 +1,369 @@
+"""Beyond the paper, for every run: null-model z-scores, structural communities, rich club, k-cores, bipartite
+clustering, spectra, model quality and samples of the top RBM.
+
+Fast array versions of two graph measures live here (both checked against networkx in the tests):
+
+* :func:`rich_club_masks` — the rich-club coefficient ``φ(k)`` of the thresholded layered graph for every ``k``
+  at once (an edge counts in ``E_k`` when both its ends have degree ``> k``, so ``E_k`` is a reverse cumulative
+  count of the edges' smaller end-degree);
+* :func:`bipartite_clustering_masks` — Latapy's bipartite clustering (networkx ``mode="dot"``) of one layer pair
+  from the overlap matrix ``M Mᵀ`` (networkx needs ~16 s for the v–h1 block, this ~0.1 s).
+
+:class:`BeyondPaperCallback` computes everything at the end of training and logs, for each scalar statistic
+``<metric>``, its z-score against degree-preserving rewiring (``<metric>/null_z``) and against the weight shuffle
+(``<metric>/null_z_shuffle``) where the null model does not keep it fixed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["BeyondPaperCallback", "bipartite_clustering_masks", "rich_club_masks", "top_rbm_samples"]
+
+
+# ------------------------------------------------------------------------------------------ array graph measures
+
+
+def rich_club_masks(masks: Sequence[np.ndarray]) -> dict[int, float]:
+    """``{k: φ(k)}`` of the layered graph of boolean ``masks`` (as networkx ``rich_club_coefficient`` of
+    :func:`analysis.graph.to_networkx` of the masks, unnormalised): ``φ(k) = 2 E_k / (N_k (N_k - 1))`` with
+    ``N_k`` the units of degree ``> k`` and ``E_k`` the edges among them, for ``k = 0, 1, ...`` while
+    ``N_k >= 2``."""
+    from analysis import graph as G
+
+    ms = G.as_masks(masks)
+    degs = G.degrees(ms)
+    all_k = np.concatenate(degs).astype(np.int64)
+    smaller = []
+    for layer, m in enumerate(ms):
+        rows, cols = np.nonzero(m)
+        smaller.append(np.minimum(degs[layer][rows], degs[layer + 1][cols]).astype(np.int64))
+    e_min = np.concatenate(smaller) if smaller else np.zeros(0, np.int64)
+    top = int(all_k.max(initial=0)) + 1
+    # N_k = #{units with degree > k}, E_k = #{edges whose smaller end-degree > k}
+    n_gt = np.cumsum(np.bincount(all_k, minlength=top)[::-1])[::-1]
+    n_gt = np.concatenate([n_gt[1:], [0]])
+    e_gt = np.cumsum(np.bincount(e_min, minlength=top)[::-1])[::-1]
+    e_gt = np.concatenate([e_gt[1:], [0]])
+    out: dict[int, float] = {}
+    for k in range(top):
+        n = int(n_gt[k])
+        if n < 2:
+            break
+        out[k] = 2.0 * float(e_gt[k]) / (n * (n - 1))
+    return out
+
+
+def bipartite_clustering_masks(mask: np.ndarray) -> float:
+    """Average bipartite clustering of one layer pair (Latapy et al. 2008; networkx
+    ``bipartite.average_clustering`` with ``mode="dot"`` over the nodes of both layers).
+
+    For a unit ``u``, ``c_u`` is the mean over the units ``v ≠ u`` of its own layer that share a neighbour with
+    it of ``|N(u) ∩ N(v)| / |N(u) ∪ N(v)|`` (0 when there are none); the result is the mean of ``c_u`` over the
+    units of both layers.
+    """
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2:
+        raise ValueError(f"invalid mask: shape {m.shape}; allowed: a 2-d boolean array")
+    total, count = 0.0, 0
+    for side in (m, m.T):
+        a = side.astype(np.float32)
+        overlap = (a @ a.T).astype(np.float64)  # exact: small integers in float32 (< 2**24)
+        deg = side.sum(axis=1).astype(np.float64)
+        union = deg[:, None] + deg[None, :] - overlap
+        np.fill_diagonal(overlap, 0.0)
+        share = overlap > 0
+        ratio = np.divide(overlap, union, out=np.zeros_like(overlap), where=share)
+        n_second = share.sum(axis=1)
+        c = np.divide(ratio.sum(axis=1, dtype=np.float64), n_second, out=np.zeros(len(deg)), where=n_second > 0)
+        total += float(c.sum())
+        count += len(deg)
+    return total / count if count else math.nan
+
+
+def _louvain_masks(masks: Sequence[np.ndarray], seed: int, resolution: float) -> Any:
+    from analysis import communities as C
+    from analysis import graph as G
+
+    return C.louvain(G.to_networkx([m.astype(np.float64) for m in masks], masks), None, seed, resolution)
+
+
+# ---------------------------------------------------------------------------------------------- model quality
+
+
+def top_rbm_samples(key: Any, layers: Sequence[Any], n: int = 64, gibbs_steps: int = 1000) -> np.ndarray:
+    """Fantasies of the DBN: ``n`` Gibbs chains of the top RBM started from random binary states, run for
+    ``gibbs_steps`` full steps, then propagated down to the pixels with each lower layer's visible
+    probabilities (Hinton, Osindero & Teh 2006). Returns ``(n, n_visible)`` pixel probabilities (float64)."""
+    import jax
+    import jax.numpy as jnp
+
+    from dbn_jax.rbm import bernoulli, hidden_probs, visible_probs
+
+    top = layers[-1]
+    k0, k1 = jax.random.split(key)
+    v0 = bernoulli(k0, jnp.full((n, top.w.shape[0]), 0.5, jnp.float32))
+
+    @jax.jit
+    def chain(v, k):
+        def step(v, kk):
+            ka, kb = jax.random.split(kk)
+            h = bernoulli(ka, hidden_probs(top, v))
+            return bernoulli(kb, visible_probs(top, h)), None
+
+        v, _ = jax.lax.scan(step, v, jax.random.split(k, gibbs_steps))
+        h = bernoulli(k, hidden_probs(top, v))
+        return visible_probs(top, h)
+
+    x = chain(v0, k1)
+    for params in reversed(layers[:-1]):
+        x = visible_probs(params, x)
+    return np.asarray(x, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------------------- callback
+
+
+@dataclass
+class BeyondPaperCallback:
+    """Network science beyond the paper's descriptive statistics, at the end of training.
+
+    Logged (``<L>`` a unit layer ``v``, ``h1``...; ``<h>`` a clustered hidden layer; ``w<l>`` a weight matrix):
+
+    * ``communities/thresholded/{modularity,n_communities}`` — seeded Louvain on the thresholded graph;
+      ``communities/abs_w/{modularity,n_communities}`` on the full graph weighted by ``|w|``
+      (``abs_weights: false`` skips it: ~1.6 M edges in networkx); ``communities/<h>/{nmi,ari}`` — agreement of
+      the structural communities of the units of ``<h>`` with their EMD clusters (needs the clustering callback
+      before this one).
+    * ``richclub/all/phi`` — ``φ(k*)`` at ``k*`` = the ``rich_club_quantile`` of the degrees
+      (``richclub/all/k``), ``richclub/all/rho`` = ``φ(k*) / mean φ_null(k*)`` under rewiring, and the curve
+      ``ρ(k)`` as a figure.
+    * ``kcore/<L>/{max_core,mean_core}`` — networkx core numbers; ``bipartite/<A>_<B>/clustering``.
+    * ``spectra/w<l>/{alpha,alpha_std_err,xmin,n_tail,ks_distance,top_singular_value}`` — power-law fit of the
+      tail of the singular values (trained; the same with ``initial_`` in front for the initial weights) and the
+      figure of both spectra.
+    * ``quality/h1/{log_z,log_z_std_err,test_log_likelihood}`` — AIS estimate of the layer-1 RBM (needs the
+      data: the app passes them), and ``figures/top_rbm_samples.png``.
+    * ``<metric>/null_z`` (rewiring) and ``<metric>/null_z_shuffle`` (weight shuffle) for
+      ``graph/all/assortativity``, ``graph/<L>/mean_knn``, ``clusters/<h>/pearson_*``, ``richclub/all/phi``,
+      ``bipartite/*/clustering`` and, with ``null.modularity``, ``communities/thresholded/modularity``; also
+      ``<metric>/null_mean`` and ``<metric>/null_std`` (rewiring).
+    """
+
+    threshold: Any = None
+    null: Any = None
+    communities: Any = None
+    rich_club_quantile: float = 0.9
+    ais: Any = None
+    samples: Any = None
+    strength_side: str = "out"
+    seed: int = 0
+    every_n_epochs: int = 0
+    wants_context: ClassVar[bool] = True
+    _null: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from analysis.callbacks import _threshold
+
+        self.threshold = _threshold(self.threshold or {"sign": "positive", "quantile": 0.9})
+        self.null = {"n_samples": 20, "kinds": ["rewire", "shuffle"], "n_jobs": 1, "modularity": False,
+                     **dict(self.null or {})}  # fmt: skip
+        self.communities = {"resolution": 1.0, "abs_weights": True, **dict(self.communities or {})}
+        self.ais = {"enabled": True, "n_chains": 100, "n_betas": 2000, **dict(self.ais or {})}
+        self.samples = {"n": 64, "gibbs_steps": 1000, **dict(self.samples or {})}
+        if int(self.null["n_samples"]) < 2:
+            raise ValueError(f"invalid null.n_samples: {self.null['n_samples']!r}; allowed: an integer >= 2")
+        bad = [k for k in self.null["kinds"] if k not in ("rewire", "shuffle")]
+        if bad:
+            raise ValueError(f"invalid null.kinds: {bad}; allowed: rewire, shuffle")
+        if not 0.0 < float(self.rich_club_quantile) < 1.0:
+            raise ValueError(f"invalid rich_club_quantile: {self.rich_club_quantile!r}; allowed: 0 < q < 1")
+
+    # ------------------------------------------------------------------------------------------------ stats
+    def _stats(
+        self,
+        weights: list[np.ndarray],
+        masks: list[np.ndarray],
+        labels: Mapping[int, np.ndarray],
+        k_star: int,
+        with_strength: bool,
+        modularity: bool,
+    ) -> dict[str, float]:
+        """The scalar statistics tested against the null models, for one (observed or null) network."""
+        from analysis import graph as G
+        from analysis import structure as S
+
+        degs = G.degrees(masks)
+        gs = G.graph_stats(masks, degs)
+        names = G.layer_names(len(masks) + 1)
+        out = {"graph/all/assortativity": gs["all/assortativity"]}
+        out.update({f"graph/{n}/mean_knn": gs[f"{n}/mean_knn"] for n in names})
+        knn = G.neighbour_degrees(masks, degs)
+        strengths = G.strengths(weights)
+        for layer, lab in labels.items():
+            sides = strengths[layer]
+            side = self.strength_side if self.strength_side in sides else ("in" if "in" in sides else "out")
+            st = S.structure_function_stats(S.cluster_structure(lab, degs[layer], sides[side], knn[layer]))
+            keys = ("pearson_k_s", "pearson_k_knn", "pearson_s_knn") if with_strength else ("pearson_k_knn",)
+            out.update({f"clusters/h{layer}/{k}": st[k] for k in keys})
+        phi = rich_club_masks(masks)
+        out["richclub/all/phi"] = phi.get(k_star, math.nan)
+        for i, m in enumerate(masks):
+            out[f"bipartite/{names[i]}_{names[i + 1]}/clustering"] = bipartite_clustering_masks(m)
+        if modularity:
+            out["communities/thresholded/modularity"] = _louvain_masks(
+                masks, self.seed, float(self.communities["resolution"])
+            ).modularity
+        return out
+
+    def __call__(self, event: Any, context: Any = None) -> Any:
+        if type(event).__name__ != "TrainEnd":
+            return None
+        from analysis import communities as C
+        from analysis import figures as F
+        from analysis import graph as G
+        from analysis import nullmodels as N
+        from analysis import spectra as SP
+        from analysis.callbacks import AnalysisResult, _weights
+
+        weights = _weights(event.layers)
+        initial = _weights(event.initial) if event.initial else []
+        masks, _ = G.threshold_masks(weights, self.threshold)
+        out = AnalysisResult()
+        m = out.metrics
+
+        # EMD cluster labels from the clustering callback of this event, if it ran before this one
+        labels: dict[int, np.ndarray] = {}
+        previous = getattr(context, "results", None)
+        for layer in range(1, len(weights) + 1):
+            table = (previous.tables if previous is not None else {}).get(f"tables/cluster_labels_h{layer}.csv")
+            if table is not None:
+                labels[layer] = np.asarray(table["cluster"], dtype=np.int64)
+
+        # communities
+        resolution = float(self.communities["resolution"])
+        offsets = np.cumsum([0] + [len(d) for d in G.degrees(masks)])
+        thr = _louvain_masks(masks, self.seed, resolution)
+        m["communities/thresholded/modularity"] = thr.modularity
+        m["communities/thresholded/n_communities"] = float(thr.n_communities)
+        for layer, lab in labels.items():
+            nmi, ari = C.partition_agreement(thr.labels[offsets[layer] : offsets[layer + 1]], lab)
+            m[f"communities/h{layer}/nmi"], m[f"communities/h{layer}/ari"] = nmi, ari
+        if self.communities["abs_weights"]:
+            absw = C.louvain(C.graph_abs_weights(weights), "weight", self.seed, resolution)
+            m["communities/abs_w/modularity"] = absw.modularity
+            m["communities/abs_w/n_communities"] = float(absw.n_communities)
+            for layer, lab in labels.items():
+                nmi, ari = C.partition_agreement(absw.labels[offsets[layer] : offsets[layer + 1]], lab)
+                m[f"communities/h{layer}/abs_w_nmi"], m[f"communities/h{layer}/abs_w_ari"] = nmi, ari
+
+        # k-cores
+        graph = G.to_networkx([w * mk for w, mk in zip(weights, masks, strict=True)], masks)
+        for name, core in SP.kcore_per_layer(graph).items():
+            m[f"kcore/{name}/max_core"] = float(core.max())
+            m[f"kcore/{name}/mean_core"] = float(core.mean())
+
+        # spectra
+        spectra_trained, spectra_initial = {}, {}
+        for i in range(1, len(weights) + 1):
+            for prefix, mats, store in (("", weights, spectra_trained), ("initial_", initial, spectra_initial)):
+                if not mats:
+                    continue
+                sv = SP.singular_values(mats[i - 1])
+                store[f"w{i}"] = sv
+                fit = SP.powerlaw_tail_fit(sv)
+                m[f"spectra/w{i}/{prefix}top_singular_value"] = float(sv[0])
+                m[f"spectra/w{i}/{prefix}alpha"] = fit.alpha
+                m[f"spectra/w{i}/{prefix}alpha_std_err"] = fit.alpha_std_err
+                m[f"spectra/w{i}/{prefix}xmin"] = fit.xmin
+                m[f"spectra/w{i}/{prefix}n_tail"] = float(fit.n_tail)
+                m[f"spectra/w{i}/{prefix}ks_distance"] = fit.ks_distance
+        out.figures["figures/singular_values.png"] = F.plot_singular_values(spectra_trained, spectra_initial)
+
+        # null models
+        all_k = np.concatenate(G.degrees(masks))
+        k_star = int(np.quantile(all_k, float(self.rich_club_quantile)))
+        m["richclub/all/k"] = float(k_star)
+        modularity = bool(self.null["modularity"])
+        observed = self._stats(weights, masks, labels, k_star, True, modularity)
+        n_samples, n_jobs = int(self.null["n_samples"]), int(self.null["n_jobs"])
+        rho_curve = None
+        for kind in self.null["kinds"]:
+            seed = self.seed * 2 + (0 if kind == "rewire" else 1)
+            if kind == "rewire":
+                samples = N.null_samples(None, masks, "rewire", n_samples, seed, n_jobs)
+                null_stack = [(weights, s) for s in samples]
+                with_strength = False
+            else:
+                samples = N.null_samples(weights, None, "shuffle", n_samples, seed, n_jobs)
+                null_stack = [(s, G.threshold_masks(s, self.threshold)[0]) for s in samples]
+                with_strength = True
+            obs = {k: v for k, v in observed.items() if with_strength or not k.endswith(("_k_s", "_s_knn"))}
+            z = N.null_zscores(
+                lambda pair, ws=with_strength: self._stats(pair[0], pair[1], labels, k_star, ws, modularity),
+                obs,
+                null_stack,
+            )
+            suffix = "null_z" if kind == "rewire" else "null_z_shuffle"
+            for key, res in z.items():
+                if math.isfinite(res["z"]):
+                    m[f"{key}/{suffix}"] = res["z"]
+                if kind == "rewire":
+                    m[f"{key}/null_mean"], m[f"{key}/null_std"] = res["null_mean"], res["null_std"]
+            if kind == "rewire":
+                phi = rich_club_masks(masks)
+                rho_curve = SP.normalized_rich_club(phi, [rich_club_masks(pair[1]) for pair in null_stack])
+                if k_star in rho_curve:
+                    m["richclub/all/rho"] = rho_curve[k_star]
+        for key, value in observed.items():
+            m.setdefault(key, value)
+        if rho_curve:
+            out.figures["figures/rich_club.png"] = F.plot_rich_club(rho_curve, k_star)
+
+        # model quality: AIS of the layer-1 RBM, fantasies of the top RBM
+        dataset = getattr(context, "dataset", None)
+        if self.ais["enabled"] and dataset is not None:
+            m.update(self._ais(event.layers[0], dataset))
+        if int(self.samples["n"]) > 0:
+            import jax
+
+            images = top_rbm_samples(
+                jax.random.key(self.seed), event.layers, int(self.samples["n"]), int(self.samples["gibbs_steps"])
+            )
+            side = int(round(math.sqrt(images.shape[1])))
+            if side * side == images.shape[1]:
+                out.figures["figures/top_rbm_samples.png"] = F.plot_samples(
+                    images.reshape(-1, side, side),
+                    f"samples of the top RBM ({self.samples['gibbs_steps']} Gibbs steps), propagated down",
+                )
+        out.metrics = {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
+        return out
+
+    def _ais(self, params: Any, dataset: Any) -> dict[str, float]:
+        import jax
+
+        from dbn_jax import ais as A
+
+        x_train = np.asarray(dataset.x_train, np.float32)
+        x_test = np.asarray(dataset.x_test, np.float32)
+        # a binary RBM's likelihood is defined for binary images: binarise gray levels by one Bernoulli draw
+        rng = np.random.default_rng(self.seed)
+        if not np.all((x_test == 0) | (x_test == 1)):
+            x_test = (rng.random(x_test.shape, dtype=np.float32) < x_test).astype(np.float32)
+        res = A.ais_log_partition(
+            jax.random.key(self.seed),
+            params,
+            n_chains=int(self.ais["n_chains"]),
+            n_betas=int(self.ais["n_betas"]),
+            base_b_vis=A.base_rate_biases(x_train),
+        )
+        return {
+            "quality/h1/log_z": res.log_z,
+            "quality/h1/log_z_std_err": res.log_z_std_err,
+            "quality/h1/test_log_likelihood": A.test_log_likelihood(params, x_test, res.log_z),
+        }
