@@ -5,7 +5,8 @@ params (every param except ``seed`` by default), and for every final metric give
 confidence half-width (Student t) and n. Writes ``summary.csv``, ``summary.md``, ``paper_claims.csv`` and three
 figures (learning dynamics with bands, Pearson correlations per layer with CIs, overlaid per-run histograms) to
 ``--out``, prints the Markdown tables, and logs everything under ``comparison/`` of the sweep's parent run (or of
-a new ``comparison`` run).
+a new ``comparison`` run). ``--report DIR`` adds the reproduction report (:mod:`analysis.report`), logged under
+``report/``.
 
 The claims are those of Testolin, Piccolini & Suweis (2018), *Deep learning systems as complex networks*.
 
@@ -572,6 +573,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--group-by", default=None, help="comma-separated param keys (default: all varying but seed)")
     p.add_argument("--out", default="comparison", help="output folder (default ./comparison)")
+    p.add_argument(
+        "--report",
+        default=None,
+        metavar="DIR",
+        help="also write the reproduction report (report.md, report.html with its figures) to DIR",
+    )
     p.add_argument("--no-log", action="store_true", help="do not log the results to MLflow")
     p.add_argument("--all-metrics", action="store_true", help="print every metric, not only the headline ones")
     return p
@@ -687,6 +694,10 @@ def run(args: argparse.Namespace) -> int:
         fig.savefig(out / name, dpi=110)
         fig.clear()
 
+    report_files: list[Path] = []
+    if args.report:
+        report_files = _report(args, client, out, header, summary, order, finals, claims, by_group, figures)
+
     if not args.no_log:
         target = args.parent or (next(iter(parents)) if len(parents) == 1 and None not in parents else None)
         created = False
@@ -698,11 +709,54 @@ def run(args: argparse.Namespace) -> int:
         files = ["summary.csv", "summary.md", "paper_claims.csv", *figures]
         for name in files:
             retry(lambda n=name: client.log_artifact(target, str(out / n), "comparison"))
+        for path in report_files:
+            retry(lambda p=path: client.log_artifact(target, str(p), "report"))
         if created:
             retry(lambda: client.set_terminated(target, "FINISHED"))
         print(f"\nlogged to run {target} under comparison/", file=sys.stderr)
     print(f"wrote {out}/summary.csv, summary.md, paper_claims.csv, {', '.join(figures)}", file=sys.stderr)
+    if report_files:
+        print(f"wrote the report {args.report}/report.md and report.html", file=sys.stderr)
     return 0
+
+
+def _report(
+    args: argparse.Namespace,
+    client: Any,
+    out: Path,
+    header: Sequence[str],
+    summary: Mapping[str, Mapping[str, Stats]],
+    order: Sequence[str],
+    finals: Mapping[str, Sequence[Mapping[str, float]]],
+    claims: Sequence[Mapping[str, Any]],
+    by_group: Mapping[str, Sequence[Any]],
+    figures: Mapping[str, Any],
+) -> list[Path]:
+    """Write the reproduction report (:mod:`analysis.report`) with the figures of one run of the first group."""
+    from analysis.report import RUN_FIGURES, write_report
+
+    example = by_group[order[0]][0].info.run_id
+    folder = Path(args.report)
+    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
+        run_figures = {}
+        for name in RUN_FIGURES:
+            try:
+                local = client.download_artifacts(example, f"figures/{name}", tmp)
+            except Exception:  # noqa: BLE001 - a run without this figure (e.g. analysis=paper): left out
+                continue
+            run_figures[name] = Path(local)
+        return write_report(
+            folder,
+            experiment=args.experiment,
+            header=header,
+            summary=summary,
+            groups=order,
+            finals=finals,
+            claims=claims,
+            comparison_figures=[out / name for name in figures],
+            run_figures=run_figures,
+            example_run=example,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

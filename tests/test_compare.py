@@ -331,3 +331,60 @@ def test_claims_paired_skewness() -> None:
     rows = [r for r in C.evaluate_claims({"g": runs}) if r["claim"] == "(a')"]
     assert [r["verdict"] for r in rows] == ["holds", "holds"]
     assert rows[0]["mean"] == pytest.approx(1.1 - 0.2 / 3)
+
+
+# ------------------------------------------------------------------------------------------------ the report
+
+
+def test_z_verdict() -> None:
+    from analysis.report import ABOVE, AS_NULL, BELOW, z_verdict
+
+    assert z_verdict(C.summarize([5.0, 6.0, 7.0])) == ABOVE
+    assert z_verdict(C.summarize([-5.0, -6.0, -7.0])) == BELOW
+    assert z_verdict(C.summarize([0.1, -0.2, 0.3])) == AS_NULL
+    assert z_verdict(C.summarize([-3.0, 4.0, 0.0])) == C.INCONCLUSIVE  # the CI spans a boundary
+    assert z_verdict(C.summarize([9.0])) == C.INCONCLUSIVE  # one run: no interval
+
+
+def test_report_markdown_and_html_with_null_verdicts_logged_to_parent(tmp_path, capsys) -> None:
+    from matplotlib.figure import Figure
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("rep", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(exp, run_name="sweep").info.run_id
+    for seed, (z_assort, z_knn) in enumerate([(5.0, 0.1), (6.0, -0.2), (7.0, 0.3)]):
+        rid = client.create_run(exp, run_name=f"s{seed}", tags={"mlflow.parentRunId": parent}).info.run_id
+        metrics = {
+            "graph/all/assortativity": -0.1 - 0.01 * seed,
+            "graph/all/assortativity/null_z": z_assort,
+            "graph/h1/mean_knn": 40.0 + seed,
+            "graph/h1/mean_knn/null_z_shuffle": z_knn,
+            "weights/w2/excess_kurtosis": 1.0 + 0.1 * seed,
+            "readout/h3/accuracy": 0.9 + 0.01 * seed,
+            "quality/h1/test_log_likelihood": -100.0 - seed,
+        }
+        client.log_batch(rid, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
+                         params=[Param("seed", str(seed))])  # fmt: skip
+        fig = Figure()
+        fig.add_subplot().plot([0, 1], [0, 1])
+        client.log_figure(rid, fig, "figures/rich_club.png")
+        client.set_terminated(rid, "FINISHED")
+    report = tmp_path / "report"
+    code = C.main(["--experiment", "rep", "--tracking-uri", uri, "--out", str(tmp_path / "cmp"),
+                   "--report", str(report)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    md = (report / "report.md").read_text()
+    assert md.startswith("# Reproduction report: rep")
+    assert "How to read a z-score" in md and "## Paper vs measured" in md
+    row = next(line for line in md.splitlines() if "`graph/all/assortativity`" in line and "rewiring" in line)
+    assert "**above the null**" in row and f"{6.0:.4g} ± " in row
+    row = next(line for line in md.splitlines() if "`graph/h1/mean_knn`" in line)
+    assert "weight shuffle" in row and "**as the null**" in row
+    assert "`weights/w2/excess_kurtosis`" in md and "**holds**" in md  # claim (b): CI > 0
+    assert "`quality/h1/test_log_likelihood`" in md and "run_rich_club.png" in md
+    assert (report / "run_rich_club.png").is_file() and (report / "learning_curves.png").is_file()
+    page = (report / "report.html").read_text()
+    assert "<table>" in page and 'src="data:image/png;base64,' in page and "run_rich_club.png" not in page
+    logged = {a.path for a in client.list_artifacts(parent, "report")}
+    assert {"report/report.md", "report/report.html", "report/run_rich_club.png"} <= logged

@@ -1,0 +1,221 @@
+"""The reproduction report of a sweep (``dbn-compare --report DIR``): one self-contained Markdown file and its HTML
+twin (figures embedded), saying for each claim of the paper whether it holds on the measured runs, and which
+beyond-the-paper statistics differ from their null models.
+
+Built from what :mod:`analysis.compare` already computed (per-group summaries, claim rows) and from the figures
+of the comparison and of one run of the sweep; no access to the store here.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from analysis.compare import FAILS, HOLDS, INCONCLUSIVE, Stats, _fmt, _md_escape, markdown_claims, summarize
+
+__all__ = ["Z_LEVEL", "null_rows", "write_report", "z_verdict"]
+
+Z_LEVEL = 2.0  # |z| beyond this: the statistic differs from its null model
+ABOVE, BELOW, AS_NULL = "above the null", "below the null", "as the null"
+NULL_SUFFIXES = {"null_z": "degree-preserving rewiring", "null_z_shuffle": "weight shuffle"}
+QUALITY = re.compile(r"^(readout/[^/]+/accuracy|quality/h1/(test_log_likelihood|log_z))$")
+RUN_FIGURES = (
+    "weights_histograms.png",
+    "strength_histograms.png",
+    "degree_distributions.png",
+    "dendrogram_h1.png",
+    "structure_vs_function.png",
+    "rich_club.png",
+    "singular_values.png",
+    "top_rbm_samples.png",
+)
+
+HOW_TO_READ = f"""\
+**How to read a z-score.** For a statistic of the trained network (say the degree assortativity), the run draws
+`analysis.null.n_samples` null networks that keep some of its properties and destroy the rest, computes the same
+statistic on each, and reports `z = (value - mean of the nulls) / sd of the nulls`. Two null models:
+*degree-preserving rewiring* (`<metric>/null_z`) keeps every unit's degree in the thresholded graph and shuffles
+who connects to whom; *weight shuffle* (`<metric>/null_z_shuffle`) keeps each matrix's weight distribution and
+permutes the weights. |z| > {Z_LEVEL:g} means the value is about {Z_LEVEL:g} null standard deviations away from
+what the null model alone gives, so the structure the null model destroys matters for it; |z| < {Z_LEVEL:g} means
+the null model explains the value. A z-score says nothing about the size of an effect, only about its distance
+from the null in units of the null's spread; with few null samples it is itself noisy, which is why the table
+gives its mean and 95% confidence interval across seeds. Verdict: **{ABOVE}** / **{BELOW}** when the whole CI of z
+lies beyond +{Z_LEVEL:g} / -{Z_LEVEL:g}, **{AS_NULL}** when it lies inside (-{Z_LEVEL:g}, {Z_LEVEL:g}),
+**{INCONCLUSIVE}** otherwise (or with fewer than two runs).
+"""
+
+
+def z_verdict(z: Stats) -> str:
+    """Verdict on a z-score from its mean and 95% CI across runs (see :data:`HOW_TO_READ`)."""
+    if z.n < 2 or not (math.isfinite(z.mean) and math.isfinite(z.ci95)):
+        return INCONCLUSIVE
+    lo, hi = z.mean - z.ci95, z.mean + z.ci95
+    if lo > Z_LEVEL:
+        return ABOVE
+    if hi < -Z_LEVEL:
+        return BELOW
+    if -Z_LEVEL < lo and hi < Z_LEVEL:
+        return AS_NULL
+    return INCONCLUSIVE
+
+
+def null_rows(finals: Mapping[str, Sequence[Mapping[str, float]]]) -> list[dict[str, Any]]:
+    """One row per group, statistic and null model that the runs z-scored (``<metric>/null_z*`` metrics)."""
+    rows = []
+    for group, runs in finals.items():
+        keys = sorted({k for m in runs for k in m if k.rsplit("/", 1)[-1] in NULL_SUFFIXES})
+        for key in keys:
+            base, suffix = key.rsplit("/", 1)
+            value = summarize(m[base] for m in runs if base in m)
+            z = summarize(m[key] for m in runs if key in m)
+            rows.append({"group": group, "metric": base, "null": NULL_SUFFIXES[suffix], "value": value, "z": z,
+                         "verdict": z_verdict(z)})  # fmt: skip
+    return rows
+
+
+def _markdown_nulls(rows: Sequence[Mapping[str, Any]]) -> str:
+    head = ["group", "statistic", "null model", "value (mean ± ci95)", "z (mean ± ci95)", "n", "verdict"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        v, z = r["value"], r["z"]
+        lines.append("| " + " | ".join([
+            _md_escape(r["group"]), f"`{r['metric']}`", r["null"], f"{_fmt(v.mean)} ± {_fmt(v.ci95)}",
+            f"{_fmt(z.mean)} ± {_fmt(z.ci95)}", str(z.n), f"**{r['verdict']}**",
+        ]) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _markdown_quality(summary: Mapping[str, Mapping[str, Stats]], groups: Sequence[str]) -> str:
+    metrics = sorted({m for g in groups for m in summary[g] if QUALITY.match(m)})
+    if not metrics:
+        return "_No read-out or likelihood metrics in these runs._"
+    head = ["group", "metric", "mean ± ci95", "n"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for g in groups:
+        for m in metrics:
+            s = summary[g].get(m)
+            if s is not None and s.n:
+                lines.append(f"| {_md_escape(g)} | `{m}` | {_fmt(s.mean)} ± {_fmt(s.ci95)} | {s.n} |")
+    return "\n".join(lines)
+
+
+def _counts(verdicts: Sequence[str], kinds: Sequence[str]) -> str:
+    return ", ".join(f"{sum(v == k for v in verdicts)} {k}" for k in kinds)
+
+
+def _html(markdown_text: str, folder: Path, title: str) -> str:
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+
+    def embed(match: re.Match[str]) -> str:
+        path = folder / html.unescape(match.group(1))
+        if not path.is_file():
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="([^"]+\.png)"', embed, body)
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.45}"
+        "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
+        "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f3f3f3}"
+        "img{max-width:100%;border:1px solid #eee}code{font-size:0.95em}"
+    )
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>\n{body}\n</body></html>\n"
+    )
+
+
+def write_report(
+    folder: Path,
+    *,
+    experiment: str,
+    header: Sequence[str],
+    summary: Mapping[str, Mapping[str, Stats]],
+    groups: Sequence[str],
+    finals: Mapping[str, Sequence[Mapping[str, float]]],
+    claims: Sequence[Mapping[str, Any]],
+    comparison_figures: Sequence[Path],
+    run_figures: Mapping[str, Path],
+    example_run: str | None,
+) -> list[Path]:
+    """Write ``report.md``, ``report.html`` and the figures they show into ``folder``; returns the files.
+
+    Args:
+        folder: the report folder (created).
+        experiment: the experiment name (title).
+        header: the comparison's header lines (runs, grouping).
+        summary: group -> metric -> :class:`Stats`.
+        groups: the groups in display order.
+        finals: group -> final metrics of each run.
+        claims: the rows of :func:`analysis.compare.evaluate_claims`.
+        comparison_figures: PNG files of the comparison (copied into the report).
+        run_figures: artifact name -> local PNG of one run of the sweep (copied as ``run_<name>``).
+        example_run: that run's id (for the caption).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for src in comparison_figures:
+        shutil.copyfile(src, folder / src.name)
+        files.append(folder / src.name)
+    for name, src in run_figures.items():
+        dst = folder / f"run_{name}"
+        shutil.copyfile(src, dst)
+        files.append(dst)
+    nulls = null_rows(finals)
+    title = f"Reproduction report: {experiment}"
+    claim_verdicts = [r["verdict"] for r in claims]
+    null_verdicts = [r["verdict"] for r in nulls]
+    lines = [
+        f"# {title}",
+        "",
+        *header[1:],
+        "",
+        "Testolin, Piccolini & Suweis (2018), *Deep learning systems as complex networks* (arXiv 1809.10941), "
+        "read again on these runs: each claim is tested by a metric of every run, summarised across the runs of a "
+        "group (mean and 95% confidence interval, Student t), and decided by the criterion in its row.",
+        "",
+        "## Summary",
+        "",
+        f"- Claims of the paper: {len(claims)} tests — {_counts(claim_verdicts, (HOLDS, FAILS, INCONCLUSIVE))}.",
+        f"- Beyond the paper: {len(nulls)} statistics z-scored against null models — "
+        f"{_counts(null_verdicts, (ABOVE, BELOW, AS_NULL, INCONCLUSIVE))}.",
+        "",
+        "## Paper vs measured",
+        "",
+        markdown_claims(claims) if claims else "_No claim could be tested: the runs lack the metrics._",
+        "",
+        "## Beyond the paper: statistics against their null models",
+        "",
+        HOW_TO_READ,
+        _markdown_nulls(nulls) if nulls else "_No null-model z-scores in these runs: run with analysis=beyond._",
+        "",
+        "## Model quality",
+        "",
+        "Linear read-out accuracy on the test split from the pixels and from each layer, and the AIS estimate of "
+        "the layer-1 RBM's test log-likelihood (nats per image) and of its log partition function.",
+        "",
+        _markdown_quality(summary, groups),
+        "",
+        "## Figures",
+        "",
+    ]
+    for src in comparison_figures:
+        lines += [f"![{src.stem}]({src.name})", ""]
+    if run_figures:
+        lines += [f"One run of the sweep (`{example_run}`):", ""]
+        for name in run_figures:
+            lines += [f"![{Path(name).stem}](run_{name})", ""]
+    text = "\n".join(lines) + "\n"
+    (folder / "report.md").write_text(text)
+    (folder / "report.html").write_text(_html(text, folder, title))
+    return [folder / "report.md", folder / "report.html", *files]
