@@ -61,6 +61,14 @@ def _compose(overrides: list[str]):
         (["analysis.emd.metric=chebyshev"], "analysis.emd.metric"),
         (["analysis.every_n_epochs=-1"], "analysis.every_n_epochs"),
         (["tracking.flush_seconds=-1"], "tracking.flush_seconds"),
+        (["tracking.writer_nice=20"], "tracking.writer_nice"),
+        (["analysis=beyond", "analysis.null.n_samples=1"], "analysis.null.n_samples"),
+        (["analysis=beyond", "analysis.null.kinds=[swap]"], "analysis.null.kinds"),
+        (["analysis=beyond", "analysis.null.n_jobs=0"], "analysis.null.n_jobs"),
+        (["analysis=beyond", "analysis.rich_club_quantile=1.5"], "analysis.rich_club_quantile"),
+        (["analysis=beyond", "analysis.communities.resolution=0"], "analysis.communities.resolution"),
+        (["analysis=beyond", "analysis.ais.n_betas=1"], "analysis.ais.n_betas"),
+        (["analysis=beyond", "analysis.samples.n=-1"], "analysis.samples.n"),
     ],
 )
 def test_invalid_config_names_the_key(overrides, key):
@@ -78,6 +86,10 @@ def test_valid_presets_compose_and_validate():
     assert smoke.train.epochs == 2 and smoke.dataset.n_train == 1000
     paper = validate(_compose(["experiment=testolin2018"]))
     assert (paper.train.epochs, paper.dataset.name, paper.model.hidden) == (50, "mnist", [500, 500, 2000])
+    beyond = validate(_compose(["analysis=beyond"]))
+    targets = [cb["_target_"] for cb in beyond.analysis.callbacks]
+    assert targets[-1] == "analysis.beyond.BeyondPaperCallback" and len(targets) == 4
+    assert beyond.analysis.null.n_samples == 20 and beyond.analysis.threshold.quantile == 0.9
     pcd = validate(_compose(["train=pcd"]))
     assert pcd.train.persistent and pcd.train.cd_steps == 1
     # Experiment presets win over the primary config's values; the command line wins over both.

@@ -156,3 +156,25 @@ def test_null_z_detects_planted_structure():
 def test_callback_rejects_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BeyondPaperCallback(**kwargs)
+
+
+def test_analysis_beyond_end_to_end_logs_every_statistic(cli, tmp_path):
+    """The app hands the callback the data (AIS) and the EMD clusters of the callbacks before it (NMI / ARI)."""
+    from mlflow.tracking import MlflowClient
+
+    proc = cli(
+        ["experiment=smoke", "analysis=beyond", "analysis.cluster_layers=[1]", "analysis.null.n_samples=3",
+         "analysis.samples.gibbs_steps=20", "analysis.ais.n_betas=50", f"hydra.run.dir={tmp_path}/out"],
+        tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    m = run.data.metrics
+    for key in ("communities/h1/nmi", "communities/abs_w/modularity", "quality/h1/test_log_likelihood",
+                "graph/all/assortativity/null_z", "clusters/h1/pearson_k_s/null_z_shuffle", "kcore/h3/max_core",
+                "spectra/w2/alpha", "bipartite/v_h1/clustering", "richclub/all/rho"):  # fmt: skip
+        assert key in m, key
+    assert "communities/h2/nmi" not in m  # h2 was not clustered
+    figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert {"figures/rich_club.png", "figures/singular_values.png", "figures/top_rbm_samples.png"} <= figures
