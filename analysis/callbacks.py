@@ -111,8 +111,8 @@ class WeightStatsCallback:
         names = [f"w{i}" for i in range(1, len(trained) + 1)]
         pooled = {"all": np.concatenate([w.ravel() for w in trained])}
         out.figures["figures/weights_histograms.png"] = F.plot_weight_histograms(
-            dict(zip(names, initial, strict=False)) | ({"all": np.concatenate([w.ravel() for w in initial])}
-                                                       if initial else {}),
+            (dict(zip(names, initial, strict=True)) | {"all": np.concatenate([w.ravel() for w in initial])})
+            if initial else None,
             dict(zip(names, trained, strict=True)) | pooled,
             bins=self.bins,
         )  # fmt: skip
@@ -267,3 +267,62 @@ class ClusterCallback:
         if tables:
             out.figures["figures/structure_vs_function.png"] = F.plot_structure_function(tables, stats)
         return out
+
+
+def _as_layer(w: Any, i: int) -> Any:
+    """One weight matrix (numpy, JAX, PyTorch or anything array-like) as a layer with ``.w`` and zero biases."""
+    from dbn_jax.rbm import RBMParams
+
+    if hasattr(w, "detach"):  # a PyTorch tensor (possibly on a GPU, possibly requiring grad)
+        w = w.detach().cpu().numpy()
+    a = np.asarray(w, dtype=np.float64)
+    if a.ndim != 2 or 0 in a.shape:
+        raise ValueError(f"invalid weights[{i}]: shape {a.shape}; allowed: a non-empty 2-d (n_in, n_out) matrix")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"invalid weights[{i}]: NaN or inf; allowed: finite values")
+    return RBMParams(a, np.zeros(a.shape[0]), np.zeros(a.shape[1]))
+
+
+def analyze_weights(weights: Any, initial: Any = None, callbacks: Any = None) -> AnalysisResult:
+    """The end-of-training analysis of any stack of dense weight matrices, from any framework.
+
+    Args:
+        weights: ``weights[l]`` of shape ``(n_l, n_{l+1})``, bottom layer first (numpy, JAX or PyTorch arrays, or
+            nested lists); a network with ``(out, in)`` matrices (e.g. ``torch.nn.Linear.weight``) passes their
+            transposes.
+        initial: the same stack before training (optional: enables "initial vs trained").
+        callbacks: the analyses to run (default: weight and strength statistics, the thresholded graph, and,
+            when the inputs are 28 x 28 images, the EMD clusters of h1 and h2); each gets the end-of-training
+            event, and those that declare ``wants_context`` get what the ones before them produced.
+
+    Returns:
+        The merged :class:`AnalysisResult` (metrics, figures, tables, arrays, files), as the run logs it.
+
+    Raises:
+        ValueError: an empty stack, a matrix that is not 2-d and finite, or consecutive shapes that do not chain.
+    """
+    from dbn_jax.train import TrainEnd
+
+    layers = tuple(_as_layer(w, i) for i, w in enumerate(weights))
+    if not layers:
+        raise ValueError("invalid weights: an empty stack; allowed: one or more (n_in, n_out) matrices")
+    for i in range(1, len(layers)):
+        if layers[i - 1].w.shape[1] != layers[i].w.shape[0]:
+            raise ValueError(
+                f"invalid weights[{i}]: shape {layers[i].w.shape} does not follow weights[{i - 1}] of shape "
+                f"{layers[i - 1].w.shape}; allowed: n_out of each matrix = n_in of the next"
+            )
+    init = tuple(_as_layer(w, i) for i, w in enumerate(initial)) if initial is not None else ()
+    if init and [p.w.shape for p in init] != [p.w.shape for p in layers]:
+        raise ValueError("invalid initial: shapes differ from weights; allowed: the same stack before training")
+    if callbacks is None:
+        callbacks = [WeightStatsCallback(), GraphCallback()]
+        if layers[0].w.shape[0] == 28 * 28:
+            callbacks.append(ClusterCallback(cluster_layers=[x for x in (1, 2) if x <= len(layers)]))
+    event = TrainEnd(layers, init)
+    out = AnalysisResult()
+    for cb in callbacks:
+        result = cb(event, CallbackContext(results=out)) if getattr(cb, "wants_context", False) else cb(event)
+        if result is not None:
+            out.update(result)
+    return out

@@ -101,7 +101,7 @@ def _histogram_panels(
 
 # --------------------------------------------------------------------------------------------------- weights
 def plot_weight_histograms(
-    initial: Mapping[str, np.ndarray],
+    initial: Mapping[str, np.ndarray] | None,
     trained: Mapping[str, np.ndarray],
     bins: int = 100,
     log_y: bool = False,
@@ -110,7 +110,7 @@ def plot_weight_histograms(
 
     Args:
         initial: matrix name (e.g. ``"w1"``, ``"w2"``, ``"w3"``, ``"all"``) to its weights at epoch 0, any shape
-            (flattened).
+            (flattened); None: the trained weights alone.
         trained: the same names to the trained weights. Panels follow ``trained``'s order, then names found only
             in ``initial``; a name missing from one of the two shows the other alone.
         bins: histogram bins per panel (shared by both series), ``>= 1``.
@@ -127,7 +127,7 @@ def plot_weight_histograms(
         "Weight distributions: initial vs trained",
         "weight w",
         _series("trained", trained),
-        _series("initial", initial),
+        None if initial is None else _series("initial", initial),
         _positive_int("bins", bins),
         log_y,
     )

@@ -38,6 +38,7 @@ from analysis.tracking import TrackingUnavailable
 from dbn_jax import checkpoint, data
 from dbn_jax.config import ConfigError, ExperimentConfig, check_data_size, validate
 from dbn_jax.metrics import linear_readout_accuracy
+from dbn_jax.mlp import train_mlp
 from dbn_jax.train import (
     Diverged,
     EpochEnd,
@@ -300,21 +301,28 @@ def _train_and_log(
     n_mon = c.monitor.n_samples
     bar = None
     t_layer = time.perf_counter()
-    events = train_dbn(
-        jax.random.key(c.seed), ds.x_train, c.model.hidden, settings, ds.x_test[:n_mon],
-        n_monitor=n_mon, start=start_state,
-    )  # fmt: skip
+    if c.model.kind == "mlp":  # the supervised baseline: same architecture, data and update rule, backprop
+        events = train_mlp(
+            jax.random.key(c.seed), ds.x_train, ds.y_train, c.model.hidden, settings, ds.x_test, ds.y_test,
+            n_monitor=n_mon,
+        )  # fmt: skip
+    else:
+        events = train_dbn(
+            jax.random.key(c.seed), ds.x_train, c.model.hidden, settings, ds.x_test[:n_mon],
+            n_monitor=n_mon, start=start_state,
+        )  # fmt: skip
     layers: tuple = ()
     analysis_seconds: dict[str, float] = {}
     for event in events:
         if isinstance(event, EpochEnd):
-            h = f"h{event.layer}"
+            h = "mlp" if c.model.kind == "mlp" else f"h{event.layer}"
             if bar is None:
                 bar = tqdm(total=event.n_epochs, initial=event.epoch, desc=f"train {h}",
                            unit="epoch", disable=None, file=sys.stderr)  # fmt: skip
             else:
                 bar.update(1)
-            bar.set_postfix(recon=f"{event.metrics['recon_error']:.4f}")
+            shown = "recon_error" if "recon_error" in event.metrics else "loss"
+            bar.set_postfix({shown: f"{event.metrics[shown]:.4f}"})
             tracker.log_metrics({f"train/{h}/{k}": v for k, v in event.metrics.items()}, event.epoch)
         elif isinstance(event, LayerEnd):
             if bar is not None:

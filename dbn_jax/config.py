@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+MODEL_KINDS = ("dbn", "mlp")
 DATASETS = ("mnist5k", "mnist", "fashion_mnist", "idx")
 THRESHOLD_SIGNS = ("positive", "absolute", "negative")
 THRESHOLD_SCOPES = ("global", "layer")
@@ -31,6 +32,7 @@ class ConfigError(ValueError):
 @dataclass
 class ModelConfig:
     hidden: list[int] = field(default_factory=lambda: [500, 500, 2000])
+    kind: str = "dbn"
 
 
 @dataclass
@@ -194,6 +196,13 @@ def validate(cfg: DictConfig) -> ExperimentConfig:
     c = _typed(cfg)
     _check(c.seed >= 0, "seed", c.seed, "an integer >= 0")
     _check(len(c.model.hidden) >= 1, "model.hidden", c.model.hidden, "a non-empty list of sizes >= 1")
+    _check(c.model.kind in MODEL_KINDS, "model.kind", c.model.kind, " | ".join(MODEL_KINDS))
+    _check(
+        c.resume is None or c.model.kind == "dbn",
+        "resume",
+        c.resume,
+        "null with model.kind=mlp (resume continues the layer-wise DBN training only)",
+    )
     for i, n in enumerate(c.model.hidden):
         _check(n >= 1, f"model.hidden[{i}]", n, "an integer >= 1")
 

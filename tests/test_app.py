@@ -62,6 +62,8 @@ def _compose(overrides: list[str]):
         (["analysis.every_n_epochs=-1"], "analysis.every_n_epochs"),
         (["tracking.flush_seconds=-1"], "tracking.flush_seconds"),
         (["tracking.writer_nice=20"], "tracking.writer_nice"),
+        (["model.kind=rbm"], "model.kind"),
+        (["model.kind=mlp", "resume=/tmp"], "resume"),
         (["analysis=beyond", "analysis.null.n_samples=1"], "analysis.null.n_samples"),
         (["analysis=beyond", "analysis.null.kinds=[swap]"], "analysis.null.kinds"),
         (["analysis=beyond", "analysis.null.n_jobs=0"], "analysis.null.n_jobs"),
@@ -90,6 +92,9 @@ def test_valid_presets_compose_and_validate():
     targets = [cb["_target_"] for cb in beyond.analysis.callbacks]
     assert targets[-1] == "analysis.beyond.BeyondPaperCallback" and len(targets) == 4
     assert beyond.analysis.null.n_samples == 20 and beyond.analysis.threshold.quantile == 0.9
+    mlp = validate(_compose(["experiment=mlp_mnist"]))
+    assert (mlp.model.kind, mlp.model.hidden, mlp.dataset.name) == ("mlp", [500, 500, 2000], "mnist5k")
+    assert validate(_compose([])).model.kind == "dbn"
     pcd = validate(_compose(["train=pcd"]))
     assert pcd.train.persistent and pcd.train.cd_steps == 1
     # Experiment presets win over the primary config's values; the command line wins over both.
