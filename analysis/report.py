@@ -25,6 +25,10 @@ Z_LEVEL = 2.0  # |z| beyond this: the statistic differs from its null model
 ABOVE, BELOW, AS_NULL = "above the null", "below the null", "as the null"
 NULL_SUFFIXES = {"null_z": "degree-preserving rewiring", "null_z_shuffle": "weight shuffle"}
 QUALITY = re.compile(r"^(readout/[^/]+/accuracy|quality/h1/(test_log_likelihood|log_z))$")
+FINDINGS = re.compile(
+    r"^(communities/[^/]+/(modularity|n_communities|nmi|ari|abs_w_nmi|abs_w_ari)|richclub/all/(k|rho)"
+    r"|kcore/[^/]+/(max_core|mean_core)|spectra/w\d+/(initial_)?(alpha|top_singular_value))$"
+)
 RUN_FIGURES = (
     "weights_histograms.png",
     "strength_histograms.png",
@@ -92,10 +96,12 @@ def _markdown_nulls(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _markdown_quality(summary: Mapping[str, Mapping[str, Stats]], groups: Sequence[str]) -> str:
-    metrics = sorted({m for g in groups for m in summary[g] if QUALITY.match(m)})
+def _markdown_quality(
+    summary: Mapping[str, Mapping[str, Stats]], groups: Sequence[str], pattern: re.Pattern[str] = QUALITY
+) -> str:
+    metrics = sorted({m for g in groups for m in summary[g] if pattern.match(m)})
     if not metrics:
-        return "_No read-out or likelihood metrics in these runs._"
+        return "_None of these metrics in these runs._"
     head = ["group", "metric", "mean ± ci95", "n"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for g in groups:
@@ -198,6 +204,15 @@ def write_report(
         "",
         HOW_TO_READ,
         _markdown_nulls(nulls) if nulls else "_No null-model z-scores in these runs: run with analysis=beyond._",
+        "",
+        "## Beyond the paper: communities, rich club, cores, spectra",
+        "",
+        "Louvain modularity and community counts of the thresholded graph and of |w|; agreement (NMI, adjusted "
+        "Rand) of each clustered layer's structural communities with its EMD clusters; the rich club's degree k* "
+        "and ρ(k*) = φ / φ of the rewired nulls; core numbers; the power-law exponent α of the singular values' "
+        "tail and the largest singular value, trained and initial.",
+        "",
+        _markdown_quality(summary, groups, FINDINGS),
         "",
         "## Model quality",
         "",

@@ -187,6 +187,9 @@ def _close(figure: Any) -> None:
         clear()
 
 
+_PNG = {"pil_kwargs": {"compress_level": 1}}
+
+
 class _Writer:
     """One daemon thread that runs a tracker's store writes, in the order they were submitted.
 
@@ -575,7 +578,8 @@ class MlflowTracker(NullTracker):
 
         def write() -> None:
             try:
-                retry(lambda: self._client.log_figure(self._run_id, figure, artifact_file))
+                # zlib level 1: PNGs ~10% larger, encoded 2-4x faster (the 500 x 500 distance images)
+                retry(lambda: self._client.log_figure(self._run_id, figure, artifact_file, save_kwargs=_PNG))
             finally:
                 _close(figure)
 

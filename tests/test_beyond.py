@@ -158,6 +158,7 @@ def test_callback_rejects_bad_options(kwargs, match):
         BeyondPaperCallback(**kwargs)
 
 
+@pytest.mark.slow  # ~25 s through the CLI; CI runs the slow tests too
 def test_analysis_beyond_end_to_end_logs_every_statistic(cli, tmp_path):
     """The app hands the callback the data (AIS) and the EMD clusters of the callbacks before it (NMI / ARI)."""
     from mlflow.tracking import MlflowClient

@@ -113,6 +113,7 @@ def test_analyze_weights_rejects_bad_stacks(weights, match):
         analyze_weights(weights)
 
 
+@pytest.mark.slow  # ~25 s through the CLI; CI runs the slow tests too
 def test_mlp_run_end_to_end(cli, tmp_path):
     """`model.kind=mlp` through the app: backprop metrics per epoch, the paper's analysis of its hidden layers."""
     from mlflow.tracking import MlflowClient
