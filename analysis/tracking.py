@@ -200,7 +200,7 @@ class _Writer:
     """
 
     def __init__(self, name: str = "mlflow-writer", nice: int = 0) -> None:
-        self._queue: queue.Queue[Callable[[], Any] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, Callable[[], Any]] | None] = queue.Queue()
         self.error: BaseException | None = None
         self.busy: dict[str, float] = defaultdict(float)  # seconds spent per kind of job
         self.nice = nice
