@@ -148,7 +148,8 @@ class BeyondPaperCallback:
       tail of the singular values (trained; the same with ``initial_`` in front for the initial weights) and the
       figure of both spectra.
     * ``quality/h1/{log_z,log_z_std_err,test_log_likelihood}`` — AIS estimate of the layer-1 RBM (needs the
-      data: the app passes them), and ``figures/top_rbm_samples.png``.
+      data: the app passes them), and ``figures/top_rbm_samples.png`` (both only for a DBN, not for
+      ``model.kind=mlp``, whose layers are no RBMs).
     * ``<metric>/null_z`` (rewiring) and ``<metric>/null_z_shuffle`` (weight shuffle) for
       ``graph/all/assortativity``, ``graph/<L>/mean_knn``, ``clusters/<h>/pearson_*``, ``richclub/all/phi``,
       ``bipartite/*/clustering`` and, with ``null.modularity``, ``communities/thresholded/modularity``; also
@@ -325,11 +326,12 @@ class BeyondPaperCallback:
         if rho_curve:
             out.figures["figures/rich_club.png"] = F.plot_rich_club(rho_curve, k_star)
 
-        # model quality: AIS of the layer-1 RBM, fantasies of the top RBM
+        # model quality: AIS of the layer-1 RBM, fantasies of the top RBM (only when the layers are RBMs)
         dataset = getattr(context, "dataset", None)
-        if self.ais["enabled"] and dataset is not None:
+        rbms = getattr(context, "model_kind", "dbn") == "dbn"
+        if self.ais["enabled"] and dataset is not None and rbms:
             m.update(self._ais(event.layers[0], dataset))
-        if int(self.samples["n"]) > 0:
+        if int(self.samples["n"]) > 0 and rbms:
             import jax
 
             images = top_rbm_samples(

@@ -43,11 +43,13 @@ class CallbackContext:
         results: everything the callbacks before it produced at this event (merged), e.g. the EMD cluster labels.
         dataset: the run's data (``x_train``, ``y_train``, ``x_test``, ``y_test``).
         seed: the run's seed.
+        model_kind: ``"dbn"`` (stacked RBMs) or ``"mlp"`` (the supervised baseline: its layers are no RBMs).
     """
 
     results: AnalysisResult
     dataset: Any = None
     seed: int = 0
+    model_kind: str = "dbn"
 
 
 def _np(params: Any) -> np.ndarray:

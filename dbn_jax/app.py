@@ -340,7 +340,7 @@ def _train_and_log(
                 continue
             t0 = time.perf_counter()
             if getattr(cb, "wants_context", False):
-                result = cb(event, CallbackContext(results=so_far, dataset=ds, seed=c.seed))
+                result = cb(event, CallbackContext(so_far, ds, c.seed, c.model.kind))
             else:
                 result = cb(event)
             analysis_seconds[type(cb).__name__] = (

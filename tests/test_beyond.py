@@ -179,3 +179,14 @@ def test_analysis_beyond_end_to_end_logs_every_statistic(cli, tmp_path):
     assert "communities/h2/nmi" not in m  # h2 was not clustered
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
     assert {"figures/rich_club.png", "figures/singular_values.png", "figures/top_rbm_samples.png"} <= figures
+
+
+def test_no_rbm_quality_for_the_supervised_baseline():
+    """An MLP's layers are no RBMs: no AIS likelihood, no fantasies (the network statistics stay)."""
+    rng = np.random.default_rng(2)
+    layers = _stack(rng, [36, 24, 16], 1.0)
+    cb = BeyondPaperCallback(null={"n_samples": 3}, communities={"abs_weights": False}, samples={"n": 4})
+    out = cb(TrainEnd(layers, ()), CallbackContext(AnalysisResult(), _Data(rng), 0, "mlp"))
+    assert "graph/all/assortativity/null_z" in out.metrics and "spectra/w1/alpha" in out.metrics
+    assert not any(k.startswith("quality/") for k in out.metrics)
+    assert "figures/top_rbm_samples.png" not in out.figures
