@@ -116,8 +116,9 @@ def top_rbm_samples(key: Any, layers: Sequence[Any], n: int = 64, gibbs_steps: i
             h = bernoulli(ka, hidden_probs(top, v))
             return bernoulli(kb, visible_probs(top, h)), None
 
-        v, _ = jax.lax.scan(step, v, jax.random.split(k, gibbs_steps))
-        h = bernoulli(k, hidden_probs(top, v))
+        k_steps, k_last = jax.random.split(k)
+        v, _ = jax.lax.scan(step, v, jax.random.split(k_steps, gibbs_steps))
+        h = bernoulli(k_last, hidden_probs(top, v))
         return visible_probs(top, h)
 
     x = chain(v0, k1)
