@@ -201,11 +201,12 @@ class BeyondPaperCallback:
         from analysis import structure as S
 
         degs = G.degrees(masks)
-        gs = G.graph_stats(masks, degs)
+        knn = G.neighbour_degrees(masks, degs)  # NaN for isolated units: the mean is over the others
         names = G.layer_names(len(masks) + 1)
-        out = {"graph/all/assortativity": gs["all/assortativity"]}
-        out.update({f"graph/{n}/mean_knn": gs[f"{n}/mean_knn"] for n in names})
-        knn = G.neighbour_degrees(masks, degs)
+        out = {"graph/all/assortativity": G.degree_assortativity(masks, degs)}
+        for n, x in zip(names, knn, strict=True):
+            ok = ~np.isnan(x)
+            out[f"graph/{n}/mean_knn"] = float(x[ok].mean()) if ok.any() else math.nan
         strengths = G.strengths(weights)
         for layer, lab in labels.items():
             sides = strengths[layer]
@@ -236,6 +237,9 @@ class BeyondPaperCallback:
         weights = _weights(event.layers)
         initial = _weights(event.initial) if event.initial else []
         masks, _ = G.threshold_masks(weights, self.threshold)
+        degs = G.degrees(masks)
+        # the thresholded graph in networkx, built once (Louvain ignores the weights, k-cores too)
+        graph = G.to_networkx([w * mk for w, mk in zip(weights, masks, strict=True)], masks)
         out = AnalysisResult()
         m = out.metrics
 
@@ -249,8 +253,8 @@ class BeyondPaperCallback:
 
         # communities
         resolution = float(self.communities["resolution"])
-        offsets = np.cumsum([0] + [len(d) for d in G.degrees(masks)])
-        thr = _louvain_masks(masks, self.seed, resolution)
+        offsets = np.cumsum([0] + [len(d) for d in degs])
+        thr = C.louvain(graph, None, self.seed, resolution)
         m["communities/thresholded/modularity"] = thr.modularity
         m["communities/thresholded/n_communities"] = float(thr.n_communities)
         for layer, lab in labels.items():
@@ -265,7 +269,6 @@ class BeyondPaperCallback:
                 m[f"communities/h{layer}/abs_w_nmi"], m[f"communities/h{layer}/abs_w_ari"] = nmi, ari
 
         # k-cores
-        graph = G.to_networkx([w * mk for w, mk in zip(weights, masks, strict=True)], masks)
         for name, core in SP.kcore_per_layer(graph).items():
             m[f"kcore/{name}/max_core"] = float(core.max())
             m[f"kcore/{name}/mean_core"] = float(core.mean())
@@ -288,7 +291,7 @@ class BeyondPaperCallback:
         out.figures["figures/singular_values.png"] = F.plot_singular_values(spectra_trained, spectra_initial)
 
         # null models
-        all_k = np.concatenate(G.degrees(masks))
+        all_k = np.concatenate(degs)
         k_star = int(np.quantile(all_k, float(self.rich_club_quantile)))
         m["richclub/all/k"] = float(k_star)
         modularity = bool(self.null["modularity"])
@@ -322,8 +325,11 @@ class BeyondPaperCallback:
                 rho_curve = SP.normalized_rich_club(phi, [rich_club_masks(pair[1]) for pair in null_stack])
                 if k_star in rho_curve:
                     m["richclub/all/rho"] = rho_curve[k_star]
+        # the observed values, except those a callback before this one already logged (same definitions)
+        logged = previous.metrics if previous is not None else {}
         for key, value in observed.items():
-            m.setdefault(key, value)
+            if key not in logged:
+                m.setdefault(key, value)
         if rho_curve:
             out.figures["figures/rich_club.png"] = F.plot_rich_club(rho_curve, k_star)
 
