@@ -23,7 +23,16 @@ import jax.numpy as jnp
 import optax
 
 from dbn_jax.rbm import RBMParams, init_rbm
-from dbn_jax.train import EpochEnd, LayerEnd, LayerState, TrainEnd, TrainSettings, TrainState, check_finite
+from dbn_jax.train import (
+    EpochEnd,
+    LayerEnd,
+    LayerState,
+    TrainEnd,
+    TrainSettings,
+    TrainState,
+    check_finite,
+    make_optimizer,
+)
 
 Layers = tuple[RBMParams, ...]
 
@@ -50,20 +59,6 @@ def loss(params: Layers, x: jax.Array, y: jax.Array) -> jax.Array:
 @jax.jit
 def accuracy(params: Layers, x: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean(jnp.argmax(logits(params, x), axis=-1) == y)
-
-
-def make_optimizer(settings: TrainSettings, steps_per_epoch: int, n_layers: int) -> optax.GradientTransformation:
-    """The RBMs' update rule (``inc = m·inc + lr·(grad + weight_decay·w)``) on every layer; biases not decayed."""
-    switch_step = settings.momentum_switch_epoch * steps_per_epoch
-
-    def momentum_schedule(count):
-        return jnp.where(count < switch_step, settings.momentum, settings.final_momentum)
-
-    mask = tuple(RBMParams(w=True, b_vis=False, b_hid=False) for _ in range(n_layers))
-    return optax.chain(
-        optax.add_decayed_weights(settings.weight_decay, mask=mask),
-        optax.inject_hyperparams(optax.sgd)(learning_rate=settings.learning_rate, momentum=momentum_schedule),
-    )
 
 
 def make_train_epoch(optimizer: optax.GradientTransformation, batch_size: int):
@@ -108,7 +103,10 @@ def train_mlp(
     n_classes = int(max(int(jnp.max(y)), int(jnp.max(yv)))) + 1
     sizes = [int(x.shape[1]), *hidden, n_classes]
     steps = x.shape[0] // settings.batch_size
-    optimizer = make_optimizer(settings, steps, len(sizes) - 1)
+    optimizer = make_optimizer(
+        settings.learning_rate, settings.momentum, settings.final_momentum, settings.momentum_switch_epoch,
+        settings.weight_decay, steps,
+    )  # fmt: skip
     epoch_fn = make_train_epoch(optimizer, settings.batch_size)
     k_init, k_epochs = jax.random.split(key)
     params = init_mlp(k_init, sizes, settings.init_std)

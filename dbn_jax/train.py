@@ -126,15 +126,22 @@ def make_optimizer(
     """``inc = m·inc + lr·(grad + weight_decay·w)``, ``w -= inc`` with ``m`` switching after some epochs.
 
     Equal to Hinton's ``rbm.m`` update (weight cost on weights only): optax's ``trace`` accumulates
-    ``t = g + m·t`` and ``sgd`` scales it by ``-lr``.
+    ``t = g + m·t`` and ``sgd`` scales it by ``-lr``. The params may be one :class:`RBMParams` or any pytree of
+    them (the supervised MLP's layers): weight decay applies to every ``w``, never to a bias.
     """
     switch_step = momentum_switch_epoch * steps_per_epoch
 
     def momentum_schedule(count):
         return jnp.where(count < switch_step, momentum, final_momentum)
 
+    def weights_only(params):
+        return jax.tree_util.tree_map(
+            lambda _: RBMParams(w=True, b_vis=False, b_hid=False), params,
+            is_leaf=lambda x: isinstance(x, RBMParams),
+        )  # fmt: skip
+
     return optax.chain(
-        optax.add_decayed_weights(weight_decay, mask=RBMParams(w=True, b_vis=False, b_hid=False)),
+        optax.add_decayed_weights(weight_decay, mask=weights_only),
         optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate, momentum=momentum_schedule),
     )
 
