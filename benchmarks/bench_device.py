@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from bench_emd import synthetic_fields  # the same field generator; benchmarks/ is on sys.path
+from common import time_epochs
 
 from dbn_jax.train import TrainSettings, _settings_optimizer, init_layer_state, make_train_epoch, propagate
 
@@ -93,14 +94,7 @@ def time_layer(x: jax.Array, n_hidden: int, batch: int, repeats: int, layer: int
     k_init = jax.random.fold_in(jax.random.key(0), layer)
     state = init_layer_state(k_init, x.shape[1], n_hidden, settings, optimizer, x)
     root = jax.random.fold_in(jax.random.key(1), layer)
-    t = time.perf_counter()
-    _, err = jax.block_until_ready(epoch(state, jax.random.fold_in(root, 0), x))
-    compile_and_first = time.perf_counter() - t
-    times = []
-    for r in range(1, repeats + 1):
-        t = time.perf_counter()
-        jax.block_until_ready(epoch(state, jax.random.fold_in(root, r), x))
-        times.append(time.perf_counter() - t)
+    (_, err), compile_and_first, times = time_epochs(epoch, state, x, root, repeats)
     best = min(times)
     flops = 10 * batch * x.shape[1] * n_hidden * (x.shape[0] // batch)
     return {

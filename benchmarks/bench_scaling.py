@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from bench_emd import synthetic_fields  # the same field generator; benchmarks/ is on sys.path
+from common import machine_info, time_epochs
 
 from dbn_jax.train import TrainSettings, _settings_optimizer, init_layer_state, make_train_epoch
 
@@ -144,15 +145,7 @@ def time_epoch(x: jax.Array, n_hidden: int, batch: int, repeats: int) -> dict[st
     optimizer = _settings_optimizer(settings, x.shape[0] // batch)
     epoch = make_train_epoch(optimizer, settings.cd_steps, batch)
     state = init_layer_state(jax.random.key(0), x.shape[1], n_hidden, settings, optimizer, x)
-    root = jax.random.key(1)
-    t = time.perf_counter()
-    jax.block_until_ready(epoch(state, jax.random.fold_in(root, 0), x))
-    compile_and_first = time.perf_counter() - t
-    times = []
-    for r in range(1, repeats + 1):
-        t = time.perf_counter()
-        jax.block_until_ready(epoch(state, jax.random.fold_in(root, r), x))
-        times.append(time.perf_counter() - t)
+    _, compile_and_first, times = time_epochs(epoch, state, x, jax.random.key(1), repeats)
     best = min(times)
     flops = epoch_flops(x.shape[0], batch, x.shape[1], n_hidden)
     return {
@@ -227,14 +220,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "bench_scaling",
         "quick": bool(args.quick),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "jax_backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
-            "device_kind": jax.devices()[0].device_kind,
-        },
+        "machine": {**machine_info(), "device_kind": jax.devices()[0].device_kind},
         "versions": {
             "python": platform.python_version(),
             "jax": jax.__version__,

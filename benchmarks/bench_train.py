@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -46,6 +45,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import machine_info  # benchmarks/ is on sys.path
 
 from dbn_jax.train import TrainSettings, init_layer_state, make_optimizer, make_train_epoch
 
@@ -236,11 +236,7 @@ def run(
         "benchmark": "bench_train",
         "quick": quick,
         "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "jax_backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()],
+            **machine_info(),
             "python": sys.version.split()[0],
             "jax": jax.__version__,
             "numpy": np.__version__,
