@@ -153,8 +153,8 @@ class BeyondPaperCallback:
       ``model.kind=mlp``, whose layers are no RBMs).
     * ``<metric>/null_z`` (rewiring) and ``<metric>/null_z_shuffle`` (weight shuffle) for
       ``graph/all/assortativity``, ``graph/<L>/mean_knn``, ``clusters/<h>/pearson_*``, ``richclub/all/phi``,
-      ``bipartite/*/clustering`` and, with ``null.modularity``, ``communities/thresholded/modularity``; also
-      ``<metric>/null_mean`` and ``<metric>/null_std`` (rewiring).
+      ``bipartite/*/clustering`` and ``communities/thresholded/modularity`` (unless ``null.modularity`` is off);
+      also ``<metric>/null_mean`` and ``<metric>/null_std`` (rewiring).
     """
 
     threshold: Any = None
@@ -173,7 +173,7 @@ class BeyondPaperCallback:
         from analysis.callbacks import _threshold
 
         self.threshold = _threshold(self.threshold or {"sign": "positive", "quantile": 0.9})
-        self.null = {"n_samples": 20, "kinds": ["rewire", "shuffle"], "n_jobs": 1, "modularity": False,
+        self.null = {"n_samples": 20, "kinds": ["rewire", "shuffle"], "n_jobs": 1, "modularity": True,
                      **dict(self.null or {})}  # fmt: skip
         self.communities = {"resolution": 1.0, "abs_weights": True, **dict(self.communities or {})}
         self.ais = {"enabled": True, "n_chains": 100, "n_betas": 2000, **dict(self.ais or {})}
@@ -313,6 +313,7 @@ class BeyondPaperCallback:
                 lambda pair, ws=with_strength: self._stats(pair[0], pair[1], labels, k_star, ws, modularity),
                 obs,
                 null_stack,
+                n_jobs,
             )
             suffix = "null_z" if kind == "rewire" else "null_z_shuffle"
             for key, res in z.items():

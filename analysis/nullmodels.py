@@ -268,7 +268,10 @@ def _scalar(x: Any, where: str) -> float:
 
 
 def null_zscores(
-    stat_fn: Callable[[Any], Mapping[str, float]], observed: Mapping[str, float], samples: Sequence[Any]
+    stat_fn: Callable[[Any], Mapping[str, float]],
+    observed: Mapping[str, float],
+    samples: Sequence[Any],
+    n_jobs: int = 1,
 ) -> dict[str, dict[str, float]]:
     """z-score of every observed statistic against its null distribution.
 
@@ -285,22 +288,33 @@ def null_zscores(
             holding at least the keys of ``observed``; extra keys are ignored.
         observed: the statistics of the real network, ``{key: value}``.
         samples: the null samples, at least 1.
+        n_jobs: worker processes evaluating ``stat_fn`` (joblib, loky backend, so ``stat_fn`` may be a lambda or
+            a bound method); 1 runs in this process, -1 uses all cores. The samples are evaluated in order and
+            the result is the same for every ``n_jobs``. Must not be 0.
 
     Returns:
         ``{key: {"value", "null_mean", "null_std", "z"}}`` of floats, keys in the order of ``observed``.
 
     Raises:
-        ValueError: no samples, a key of ``observed`` missing from a sample's statistics, or a non-scalar value.
+        ValueError: no samples, a key of ``observed`` missing from a sample's statistics, a non-scalar value, or
+            an invalid ``n_jobs``.
     """
     if not callable(stat_fn):
         raise ValueError(f"invalid stat_fn: {stat_fn!r}; allowed: a callable returning a dict of scalars")
     samples = list(samples)
     if not samples:
         raise ValueError("invalid samples: 0 samples; allowed: at least 1")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
+        raise ValueError(f"invalid n_jobs: {n_jobs!r}; allowed: a non-zero integer (1 = serial, -1 = all cores)")
     keys = list(observed)
+    if n_jobs == 1 or len(samples) == 1:
+        all_stats = [stat_fn(sample) for sample in samples]
+    else:
+        from joblib import Parallel, delayed
+
+        all_stats = list(Parallel(n_jobs=int(n_jobs), backend="loky")(delayed(stat_fn)(x) for x in samples))
     null = np.empty((len(samples), len(keys)), dtype=np.float64)
-    for s, sample in enumerate(samples):
-        stats = stat_fn(sample)
+    for s, stats in enumerate(all_stats):
         for k, key in enumerate(keys):
             if key not in stats:
                 raise ValueError(

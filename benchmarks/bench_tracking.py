@@ -17,8 +17,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,24 +48,45 @@ MODES = {
 }
 
 
-def _wall(overrides: list[str], mode: str, store: Path | None) -> tuple[float, float | None]:
+STAGES = ("start+h1", "h2", "h3", "analysis+readout", "finish")
+_LINE = re.compile(r"^\[([-\d]{10} [:\d]{8},\d{3})\]\[dbn_jax\]\[INFO\] - (layer h\d trained|read-out)")
+
+
+def _stages(log: Path, start: float, end: float) -> dict[str, float] | None:
+    """Seconds per stage of one run from the timestamps of the job log's milestone lines (process start, each
+    layer trained, read-out done, process exit): where a difference between tracked and untracked runs lies."""
+    if not log.exists():
+        return None
+    marks = [start]
+    for line in log.read_text().splitlines():
+        m = _LINE.match(line)
+        if m:
+            marks.append(dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
+    marks.append(end)
+    if len(marks) != len(STAGES) + 1:
+        return None
+    return {name: b - a for name, a, b in zip(STAGES, marks[:-1], marks[1:], strict=True)}
+
+
+def _wall(overrides: list[str], mode: str, store: Path | None) -> tuple[float, float | None, dict | None]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         tracked = mode != "off"
         if store is not None and tracked:
             env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
-        t0 = time.perf_counter()
+        t0, start = time.perf_counter(), time.time()
         proc = subprocess.run(
             [sys.executable, "-m", "dbn_jax", *overrides, *MODES[mode], f"hydra.run.dir={tmp}/out"],
             cwd=tmp, env=env, capture_output=True, text=True,
         )  # fmt: skip
         wall = time.perf_counter() - t0
+        stages = _stages(Path(tmp) / "out" / "app.log", start, time.time())
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-3000:])
         inside = None
         if tracked:
             inside = _tracking_seconds((store or Path(tmp)) / "mlflow.db")
-    return wall, inside
+    return wall, inside, stages
 
 
 def main() -> int:
@@ -82,6 +106,7 @@ def main() -> int:
     modes = ["mlflow", "mlflow_sync", "off"] if args.sync else ["mlflow", "off"]
     times: dict[str, list[float]] = {m: [] for m in modes}
     inside: dict[str, list[float]] = {m: [] for m in modes if m != "off"}
+    stages: dict[str, list[dict]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as store_dir:
         store = None
         if not args.fresh_store:
@@ -92,8 +117,10 @@ def main() -> int:
             MlflowTracker(uri=f"sqlite:///{store / 'mlflow.db'}", experiment="dbn-complex-networks")
         for _ in range(args.rounds):
             for mode in modes:
-                wall, spent = _wall(args.overrides, mode, store)
+                wall, spent, parts = _wall(args.overrides, mode, store)
                 times[mode].append(wall)
+                if parts is not None:
+                    stages[mode].append(parts)
                 if spent is not None:
                     inside[mode].append(spent)
     on, off = min(times["mlflow"]), min(times["off"])
@@ -107,6 +134,11 @@ def main() -> int:
     print(f"{'tracking':<10} {'best s':>8}  all")
     for k, v in times.items():
         print(f"{k:<10} {min(v):8.2f}  {', '.join(f'{x:.2f}' for x in v)}")
+    if all(stages[m] for m in modes):
+        # median seconds per stage: where the tracked run spends its extra time
+        print(f"{'stage (median s)':<18}" + "".join(f"{m:>12}" for m in modes))
+        for name in STAGES:
+            print(f"{name:<18}" + "".join(f"{statistics.median(p[name] for p in stages[m]):12.2f}" for m in modes))
     status = "PASS" if overhead <= TARGET else "FAIL"
     print(f"overhead {overhead * 100:.1f}% (target <= {TARGET * 100:.0f}%): {status}")
     if "mlflow_sync" in times:
@@ -127,6 +159,7 @@ def main() -> int:
         "overhead": overhead,
         "overhead_sync": (min(times["mlflow_sync"]) - off) / off if "mlflow_sync" in times else None,
         "waited_for_tracker_s": inside,
+        "stages_s": stages,
         "waited_share": inside_share,
         "target": TARGET,
     }

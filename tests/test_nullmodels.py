@@ -186,6 +186,11 @@ def test_null_samples_zscores_end_to_end_and_errors():
     assert math.isnan(z["v/mean_degree"]["z"])  # degrees are what rewiring keeps
     assert z["all/n_edges"]["null_std"] == 0.0
     assert math.isfinite(z["all/assortativity"]["null_std"])
+    samples = null_samples(None, masks, "rewire", 5, seed=0)
+    # evaluated in worker processes (a lambda, as the callback passes): the same numbers, in the same order
+    assert null_zscores(lambda x: graph_stats(x), observed, samples, n_jobs=2) == z
+    with pytest.raises(ValueError, match="n_jobs"):
+        null_zscores(graph_stats, observed, samples, n_jobs=0)
     with pytest.raises(ValueError, match="kind"):
         null_samples(ws, masks, "permute", 2, seed=0)
     with pytest.raises(ValueError, match="masks"):
