@@ -48,6 +48,7 @@ _MAX_ITER = 10_000_000
 # neighbouring arcs are near-duplicates) makes its block pivot search ~15-25% faster. It changes only the speed,
 # the optimum is the same up to rounding (~1e-15 relative).
 _NODE_ORDER_SEED = 0
+_DIFF_BLOCK = 256  # pairs whose differences are formed at once inside a chunk (256 x 784 float64 = 1.6 MB)
 _CHUNKS_PER_JOB = 32  # pair chunks per worker for exact / pooled: amortises task overhead, keeps the bar moving
 _SLICED_TASKS = 16  # direction groups for sliced; fixed so that the float summation order never depends on n_jobs
 _SLICED_BYTES = 64 * 2**20  # memory budget of one embedding block in a sliced task
@@ -258,28 +259,38 @@ def _split(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return pos, neg, a, b, 0.5 * (mass_a + mass_b)
 
 
-def _emd_dense(diff: np.ndarray, cost: np.ndarray, dummy_cost: float = 0.0) -> float:
-    pos = np.flatnonzero(diff > 0)
-    neg = np.flatnonzero(diff < 0)
+def _emd_dense(
+    diff: np.ndarray,
+    cost: np.ndarray,
+    dummy_cost: float = 0.0,
+    pos: np.ndarray | None = None,
+    neg: np.ndarray | None = None,
+) -> float:
+    """EMD of one difference ``diff`` on the dense ``cost``; ``pos`` / ``neg`` are ``diff > 0`` / ``diff < 0``
+    when the caller has them already (computed for a whole chunk of pairs at once)."""
+    if pos is None or neg is None:
+        pos, neg = diff > 0, diff < 0
     a, b = diff[pos], -diff[neg]
     mass_a, mass_b = float(a.sum()), float(b.sum())
+    # compress keeps the pixel order of a boolean-mask selection and is ~3x faster than cost[np.ix_(...)]
     if abs(mass_a - mass_b) <= 1e-9 * max(mass_a, mass_b, 1e-300):
-        if pos.size == 0 or neg.size == 0:
+        if a.size == 0 or b.size == 0:
             return 0.0  # identical fields (or a rounding residue of ~1e-17 mass): distance 0
         # Both parts have the same mass in exact arithmetic, not in float64: rescale each to unit mass (equal to
         # the last bits, as ot.emd2 does) and scale the cost back by the true mass.
-        _, value, _, _, code = emd_c(a / mass_a, b / mass_b, cost[np.ix_(pos, neg)], _MAX_ITER, 1)
+        sub = cost.compress(pos, axis=0).compress(neg, axis=1)
+        _, value, _, _, code = emd_c(a / mass_a, b / mass_b, sub, _MAX_ITER, 1)
         mass = 0.5 * (mass_a + mass_b)
     else:
         # A one-sided field (net mass ±1) against another field: the excess mass goes to a dummy bin at
         # ``dummy_cost`` from every pixel (EMD-hat, Pele & Werman 2008; a metric for dummy_cost >= max/2).
-        sub = cost[np.ix_(pos, neg)]
+        sub = cost.compress(pos, axis=0).compress(neg, axis=1)
         if mass_a < mass_b:
             a = np.append(a, mass_b - mass_a)
-            sub = np.vstack([sub, np.full((1, neg.size), dummy_cost)])
+            sub = np.vstack([sub, np.full((1, b.size), dummy_cost)])
         else:
             b = np.append(b, mass_a - mass_b)
-            sub = np.hstack([sub, np.full((pos.size, 1), dummy_cost)])
+            sub = np.hstack([sub, np.full((a.size, 1), dummy_cost)])
         mass = max(mass_a, mass_b)
         _, value, _, _, code = emd_c(a / a.sum(), b / b.sum(), np.ascontiguousarray(sub), _MAX_ITER, 1)
     if code != _OPTIMAL:
@@ -326,8 +337,11 @@ def _solve_chunk(
             out[k] = _emd_grid(x[i] - x[j], ground)
         return out
     dummy = 0.5 * float(ground.max())
-    for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-        out[k] = _emd_dense(x[i] - x[j], ground, dummy)
+    # differences and their sign masks for blocks of pairs at once (one numpy call each instead of per pair)
+    for start in range(0, rows.size, _DIFF_BLOCK):
+        diffs = x[rows[start : start + _DIFF_BLOCK]] - x[cols[start : start + _DIFF_BLOCK]]
+        for k, (d, p, n) in enumerate(zip(diffs, diffs > 0, diffs < 0, strict=True), start):
+            out[k] = _emd_dense(d, ground, dummy, p, n)
     return out
 
 
