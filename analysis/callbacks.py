@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,14 +19,15 @@ class AnalysisResult:
         figures: artifact paths (``figures/weights.png``) to ``matplotlib.figure.Figure``.
         tables: artifact paths (``tables/h1_units.csv``) to column tables ``{column: 1-d array}``.
         arrays: artifact paths (``arrays/emd_h1.npz``) to ``{name: array}`` saved as ``.npz``.
-        files: artifact paths to raw bytes (e.g. ``graph/thresholded.graphml.gz``).
+        files: artifact paths to raw bytes (e.g. ``graph/thresholded.graphml.gz``), or to a zero-argument callable
+            returning them, which the tracker calls on its writer (a serialisation the job need not wait for).
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    files: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, bytes | Callable[[], bytes]] = field(default_factory=dict)
 
     def update(self, other: AnalysisResult) -> AnalysisResult:
         self.metrics.update(other.metrics)
@@ -145,6 +148,12 @@ def _threshold(spec: Any) -> Any:
     return Threshold(**dict(spec))
 
 
+def _graphml_gz(weights: list[np.ndarray], masks: list[np.ndarray]) -> bytes:
+    from analysis import graph as G
+
+    return G.graphml_gz_bytes(G.to_networkx(weights, masks))
+
+
 @dataclass
 class GraphCallback:
     """The thresholded, unweighted network: degrees, k_nn, assortativity, components.
@@ -195,7 +204,8 @@ class GraphCallback:
             out.tables[f"tables/units_{name}.csv"] = {"unit": np.arange(len(k)), "degree": k, "knn": kn, **{
                 f"strength_{side}": x for side, x in s.items()}}  # fmt: skip
         if self.export_graphml:
-            out.files["graph/thresholded.graphml.gz"] = G.graphml_gz_bytes(G.to_networkx(weights, masks))
+            # serialised by the tracker's writer (~2 s of networkx for the 10%-density graph), not by the job
+            out.files["graph/thresholded.graphml.gz"] = functools.partial(_graphml_gz, weights, masks)
         return out
 
 

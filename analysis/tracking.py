@@ -301,7 +301,7 @@ class NullTracker:
 
     def log_result(self, result: Any, step: int) -> None:
         """Log an analysis result: ``metrics`` at ``step``; ``figures``, ``tables``, ``arrays`` (``.npz``) and
-        ``files`` (raw bytes) as artifacts at their paths."""
+        ``files`` (raw bytes, or callables producing them) as artifacts at their paths."""
         if result.metrics:
             self.log_metrics(result.metrics, step)
         for name, fig in result.figures.items():
@@ -316,8 +316,9 @@ class NullTracker:
     def log_arrays(self, arrays: Mapping[str, Any], artifact_file: str) -> None:
         self.arrays[artifact_file] = {k: np.asarray(v) for k, v in arrays.items()}
 
-    def log_bytes(self, data: bytes, artifact_file: str) -> None:
-        self.files[artifact_file] = data
+    def log_bytes(self, data: bytes | Callable[[], bytes], artifact_file: str) -> None:
+        """Keep raw bytes at ``artifact_file``; ``data`` may be a callable that produces them (called here)."""
+        self.files[artifact_file] = data() if callable(data) else data
 
     def flush(self) -> None:
         """Nothing is buffered here."""
@@ -607,8 +608,12 @@ class MlflowTracker(NullTracker):
 
         self._log_local("arrays", artifact_file, write)
 
-    def log_bytes(self, data: bytes, artifact_file: str) -> None:
-        self._log_local("files", artifact_file, lambda path: path.write_bytes(data))
+    def log_bytes(self, data: bytes | Callable[[], bytes], artifact_file: str) -> None:
+        """Log raw bytes at ``artifact_file``. ``data`` may be a callable that produces them (e.g. a file
+        format to serialise): it is called by the writer, so the job does not wait for the serialisation."""
+        self._log_local(
+            "files", artifact_file, lambda path: path.write_bytes(data() if callable(data) else data)
+        )
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         """Log a file; a text file (config, log) goes through :func:`redact` on the way. The file is read when

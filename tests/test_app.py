@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import sys
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir, initialize_config_module
@@ -210,6 +212,11 @@ def test_smoke_run_is_logged_to_mlflow(smoke_run):
     tables = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
     assert {"tables/clusters_h1.csv", "tables/units_h2.csv"} <= tables
     assert [a.path for a in client.list_artifacts(run.info.run_id, "graph")] == ["graph/thresholded.graphml.gz"]
+    # serialised on the tracker's writer: the whole thresholded graph of the run
+    graphml = client.download_artifacts(run.info.run_id, "graph/thresholded.graphml.gz", str(out.parent / "g"))
+    g = nx.read_graphml(gzip.open(graphml))
+    assert g.number_of_edges() == m["graph/all/n_edges"] > 0
+    assert g.number_of_nodes() == 784 + 64 + 32 + 64
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert {"model/model.json", "model/layer_1.npz", "model/layer_3.npz"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "hydra")} >= {"hydra/config.yaml"}
