@@ -155,6 +155,9 @@ class BeyondPaperCallback:
       ``graph/all/assortativity``, ``graph/<L>/mean_knn``, ``clusters/<h>/pearson_*``, ``richclub/all/phi``,
       ``bipartite/*/clustering`` and ``communities/thresholded/modularity`` (unless ``null.modularity`` is off);
       also ``<metric>/null_mean`` and ``<metric>/null_std`` (rewiring).
+
+    Every random choice (null samples, Louvain, AIS, fantasies) derives from ``seed``; ``None`` (the default)
+    takes the run's seed from the callback context, and 0 without one.
     """
 
     threshold: Any = None
@@ -164,10 +167,11 @@ class BeyondPaperCallback:
     ais: Any = None
     samples: Any = None
     strength_side: str = "out"
-    seed: int = 0
+    seed: int | None = None
     every_n_epochs: int = 0
     wants_context: ClassVar[bool] = True
     _null: dict = field(default_factory=dict, init=False, repr=False)
+    _seed: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         from analysis.callbacks import _threshold
@@ -220,7 +224,7 @@ class BeyondPaperCallback:
             out[f"bipartite/{names[i]}_{names[i + 1]}/clustering"] = bipartite_clustering_masks(m)
         if modularity:
             out["communities/thresholded/modularity"] = _louvain_masks(
-                masks, self.seed, float(self.communities["resolution"])
+                masks, self._seed, float(self.communities["resolution"])
             ).modularity
         return out
 
@@ -234,6 +238,8 @@ class BeyondPaperCallback:
         from analysis import spectra as SP
         from analysis.callbacks import AnalysisResult, _weights
 
+        # the seed of every random choice here: ``seed`` if given, else the run's seed (from the context)
+        self._seed = int(self.seed if self.seed is not None else getattr(context, "seed", None) or 0)
         weights = _weights(event.layers)
         initial = _weights(event.initial) if event.initial else []
         masks, _ = G.threshold_masks(weights, self.threshold)
@@ -254,14 +260,14 @@ class BeyondPaperCallback:
         # communities
         resolution = float(self.communities["resolution"])
         offsets = np.cumsum([0] + [len(d) for d in degs])
-        thr = C.louvain(graph, None, self.seed, resolution)
+        thr = C.louvain(graph, None, self._seed, resolution)
         m["communities/thresholded/modularity"] = thr.modularity
         m["communities/thresholded/n_communities"] = float(thr.n_communities)
         for layer, lab in labels.items():
             nmi, ari = C.partition_agreement(thr.labels[offsets[layer] : offsets[layer + 1]], lab)
             m[f"communities/h{layer}/nmi"], m[f"communities/h{layer}/ari"] = nmi, ari
         if self.communities["abs_weights"]:
-            absw = C.louvain(C.graph_abs_weights(weights), "weight", self.seed, resolution)
+            absw = C.louvain(C.graph_abs_weights(weights), "weight", self._seed, resolution)
             m["communities/abs_w/modularity"] = absw.modularity
             m["communities/abs_w/n_communities"] = float(absw.n_communities)
             for layer, lab in labels.items():
@@ -299,7 +305,7 @@ class BeyondPaperCallback:
         n_samples, n_jobs = int(self.null["n_samples"]), int(self.null["n_jobs"])
         rho_curve = None
         for kind in self.null["kinds"]:
-            seed = self.seed * 2 + (0 if kind == "rewire" else 1)
+            seed = self._seed * 2 + (0 if kind == "rewire" else 1)
             if kind == "rewire":
                 samples = N.null_samples(None, masks, "rewire", n_samples, seed, n_jobs)
                 null_stack = [(weights, s) for s in samples]
@@ -343,7 +349,7 @@ class BeyondPaperCallback:
             import jax
 
             images = top_rbm_samples(
-                jax.random.key(self.seed), event.layers, int(self.samples["n"]), int(self.samples["gibbs_steps"])
+                jax.random.key(self._seed), event.layers, int(self.samples["n"]), int(self.samples["gibbs_steps"])
             )
             side = int(round(math.sqrt(images.shape[1])))
             if side * side == images.shape[1]:
@@ -362,11 +368,11 @@ class BeyondPaperCallback:
         x_train = np.asarray(dataset.x_train, np.float32)
         x_test = np.asarray(dataset.x_test, np.float32)
         # a binary RBM's likelihood is defined for binary images: binarise gray levels by one Bernoulli draw
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self._seed)
         if not np.all((x_test == 0) | (x_test == 1)):
             x_test = (rng.random(x_test.shape, dtype=np.float32) < x_test).astype(np.float32)
         res = A.ais_log_partition(
-            jax.random.key(self.seed),
+            jax.random.key(self._seed),
             params,
             n_chains=int(self.ais["n_chains"]),
             n_betas=int(self.ais["n_betas"]),

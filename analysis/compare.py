@@ -338,6 +338,16 @@ def _natural(value: str) -> tuple[int, float, str]:
         return (1, 0.0, value)
 
 
+def _determined_by(params: Sequence[Mapping[str, str]], keys: Sequence[str], key: str) -> bool:
+    """Whether the value of ``key`` is a function of the values of ``keys`` over these runs."""
+    seen: dict[tuple[str, ...], str] = {}
+    for p in params:
+        value = p.get(key, "")
+        if seen.setdefault(tuple(p.get(k, "") for k in keys), value) != value:
+            return False
+    return True
+
+
 def group_runs(
     params: Sequence[Mapping[str, str]], keys: Sequence[str] | None = None
 ) -> tuple[list[str], list[str]]:
@@ -345,14 +355,21 @@ def group_runs(
 
     Args:
         params: each run's params.
-        keys: group by these keys only; ``None`` = every key except ``seed`` whose value differs between runs.
+        keys: group by these keys only; ``None`` = every key except ``seed`` whose value differs between runs,
+            less the keys whose value is determined by shorter ones (e.g. a resolved list of callback configs
+            that interpolates a swept ``analysis.threshold.quantile``: it would only repeat it in the label).
 
     Returns:
         (label of each run, keys used). A label is ``"k=v, k2=v2"`` over the keys used (``"all"`` if none).
     """
     if keys is None:
         every = sorted({k for p in params for k in p} - {"seed"})
-        keys = [k for k in every if len({p.get(k, "") for p in params}) > 1]
+        varying = [k for k in every if len({p.get(k, "") for p in params}) > 1]
+        kept: list[str] = []
+        for k in sorted(varying, key=lambda k: (max(len(p.get(k, "")) for p in params), k)):
+            if not (kept and _determined_by(params, kept, k)):
+                kept.append(k)
+        keys = [k for k in varying if k in kept]
     keys = list(keys)
     labels = [", ".join(f"{k}={p.get(k, '')}" for k in keys) or "all" for p in params]
     return labels, keys

@@ -124,6 +124,17 @@ def test_callback_logs_every_statistic_with_null_z_scores():
     assert set(out.figures) == figures
     again = cb(TrainEnd(trained, initial), context).metrics
     assert again == m  # seeded: same run, same numbers
+    # the seed comes from the run (the context) unless given: seed 3 in the context == seed=3 explicitly
+    context.seed = 3
+    from_run = cb(TrainEnd(trained, initial), context).metrics
+    explicit = BeyondPaperCallback(
+        null={"n_samples": 6, "modularity": True},
+        ais={"n_chains": 20, "n_betas": 200},
+        samples={"n": 4, "gibbs_steps": 10},
+        seed=3,
+    )(TrainEnd(trained, initial), CallbackContext(results=context.results, dataset=context.dataset, seed=0))
+    assert from_run == explicit.metrics
+    assert from_run["graph/all/assortativity/null_z"] != m["graph/all/assortativity/null_z"]
 
 
 def test_null_z_detects_planted_structure():

@@ -317,6 +317,16 @@ def test_group_runs_and_headline() -> None:
     labels, keys = C.group_runs(params, ["b", "a"])
     assert labels == ["b=x, a=1", "b=x, a=2"]
     assert C.group_runs([{"seed": "0"}, {"seed": "1"}])[0] == ["all", "all"]
+    # a long value that only resolves a swept key (a list of callback configs) does not repeat it in the label;
+    # one that varies on its own is kept
+    derived = [
+        {"seed": s, "q": q, "cd": cd, "callbacks": f"[{{'threshold': {{'quantile': {q}}}}}]"}
+        for s in "01" for q in ("0.8", "0.9") for cd in ("1", "5")
+    ]  # fmt: skip
+    labels, keys = C.group_runs(derived)
+    assert keys == ["cd", "q"] and labels[:2] == ["cd=1, q=0.8", "cd=5, q=0.8"]
+    derived[0]["callbacks"] = "[{'other': 1}]"
+    assert C.group_runs(derived)[1] == ["callbacks", "cd", "q"]
     assert C.is_headline("weights/w2/skewness") and C.is_headline("graph/all/assortativity")
     assert C.is_headline("clusters/h2/pearson_k_knn") and not C.is_headline("clusters/h2/pearson_k_knn_p")
     assert not C.is_headline("weights/w2/sd") and not C.is_headline("graph/h1/mean_degree")
