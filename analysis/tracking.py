@@ -247,6 +247,28 @@ class _Writer:
         self._thread.join(timeout=60)
 
 
+class LazyFiles(dict):
+    """``{artifact path: bytes}`` whose values may be logged as callables producing the bytes: a value is made
+    on first access (``[]``, ``get``, ``items``, ``values``) and kept, so a file nobody reads is never
+    serialised."""
+
+    def __getitem__(self, key: str) -> bytes:
+        value = super().__getitem__(key)
+        if callable(value):
+            value = value()
+            super().__setitem__(key, value)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def values(self) -> Any:
+        return [self[k] for k in self]
+
+    def items(self) -> Any:
+        return [(k, self[k]) for k in self]
+
+
 class NullTracker:
     """Keeps what would be logged in memory: ``params``, ``tags``, ``metrics[key] -> [(step, value)]``,
     ``figures``, ``tables``, ``artifacts``, ``status``."""
@@ -265,7 +287,7 @@ class NullTracker:
         self.tables: dict[str, dict[str, np.ndarray]] = {}
         self.artifacts: list[tuple[str, str | None]] = []
         self.arrays: dict[str, dict[str, np.ndarray]] = {}
-        self.files: dict[str, bytes] = {}
+        self.files: LazyFiles = LazyFiles()
         self.status: str | None = None
         self.message: str | None = None
 
@@ -317,8 +339,9 @@ class NullTracker:
         self.arrays[artifact_file] = {k: np.asarray(v) for k, v in arrays.items()}
 
     def log_bytes(self, data: bytes | Callable[[], bytes], artifact_file: str) -> None:
-        """Keep raw bytes at ``artifact_file``; ``data`` may be a callable that produces them (called here)."""
-        self.files[artifact_file] = data() if callable(data) else data
+        """Keep raw bytes at ``artifact_file``; ``data`` may be a callable that produces them, called when
+        ``files[artifact_file]`` is first read (:class:`LazyFiles`)."""
+        self.files[artifact_file] = data
 
     def flush(self) -> None:
         """Nothing is buffered here."""

@@ -112,6 +112,23 @@ def test_null_tracker_keeps_everything():
     assert t.metrics["x"] == [(0, 1.5), (1, 2.0)] and t.params == {"a": "1"} and t.status == "FINISHED"
 
 
+def test_null_tracker_makes_deferred_files_when_read():
+    calls = []
+
+    def serialise() -> bytes:
+        calls.append(1)
+        return b"graph"
+
+    t = NullTracker()
+    t.log_bytes(serialise, "graph/g.graphml.gz")
+    t.log_bytes(b"raw", "raw.bin")
+    assert calls == [] and set(t.files) == {"graph/g.graphml.gz", "raw.bin"}  # nothing serialised yet
+    assert t.files["graph/g.graphml.gz"] == b"graph" and t.files.get("graph/g.graphml.gz") == b"graph"
+    assert dict(t.files.items()) == {"graph/g.graphml.gz": b"graph", "raw.bin": b"raw"}
+    assert calls == [1]  # once, then kept
+    assert t.files.get("missing") is None
+
+
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": None}) == {"a.b": 1, "a.c.d": [1, 2], "e": None}
 
