@@ -8,7 +8,9 @@ run the loop.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import hashlib
 import json
 import logging
@@ -51,6 +53,16 @@ from dbn_jax.train import (
 )
 
 log = logging.getLogger("dbn_jax")
+
+
+def _skip_final_collections() -> None:
+    """At interpreter exit (after every job and every atexit flush registered after this module), move all
+    objects out of the garbage collector's reach: the collections the interpreter would run while tearing down
+    the modules of JAX, MLflow, SQLAlchemy and matplotlib cost ~0.8 s and free nothing the exit does not."""
+    gc.freeze()
+
+
+atexit.register(_skip_final_collections)
 
 
 class Terminated(BaseException):
