@@ -44,6 +44,7 @@ def _tracking_seconds(db: Path) -> float:
 MODES = {
     "mlflow": ["tracking=mlflow"],  # the default: writes on a background thread
     "mlflow_sync": ["tracking=mlflow", "tracking.background=false"],  # every write before the job goes on
+    "mlflow_nice0": ["tracking=mlflow", "tracking.writer_nice=0"],  # the writer thread at the job's priority
     "off": ["tracking=off"],
 }
 
@@ -101,9 +102,10 @@ def main() -> int:
     ap.add_argument(
         "--sync", action="store_true", help="also time tracking.background=false (every write before going on)"
     )
+    ap.add_argument("--nice0", action="store_true", help="also time tracking.writer_nice=0")
     ap.add_argument("overrides", nargs="*", help="extra overrides for every run (after --)")
     args = ap.parse_args()
-    modes = ["mlflow", "mlflow_sync", "off"] if args.sync else ["mlflow", "off"]
+    modes = ["mlflow", *(["mlflow_sync"] if args.sync else []), *(["mlflow_nice0"] if args.nice0 else []), "off"]
     times: dict[str, list[float]] = {m: [] for m in modes}
     inside: dict[str, list[float]] = {m: [] for m in modes if m != "off"}
     stages: dict[str, list[dict]] = {m: [] for m in modes}
@@ -144,6 +146,9 @@ def main() -> int:
     if "mlflow_sync" in times:
         sync = (min(times["mlflow_sync"]) - off) / off
         print(f"overhead with tracking.background=false: {sync * 100:.1f}%")
+    if "mlflow_nice0" in times:
+        nice0 = (min(times["mlflow_nice0"]) - off) / off
+        print(f"overhead with tracking.writer_nice=0: {nice0 * 100:.1f}%")
     for mode, spent in inside.items():
         print(
             f"{mode}: time the job waited for the tracker (time/tracking_seconds): "
@@ -158,6 +163,7 @@ def main() -> int:
         "best_off_s": off,
         "overhead": overhead,
         "overhead_sync": (min(times["mlflow_sync"]) - off) / off if "mlflow_sync" in times else None,
+        "overhead_nice0": (min(times["mlflow_nice0"]) - off) / off if "mlflow_nice0" in times else None,
         "waited_for_tracker_s": inside,
         "stages_s": stages,
         "waited_share": inside_share,
