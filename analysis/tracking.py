@@ -199,12 +199,8 @@ class _Writer:
     writes are dropped: they depend on it) and its exception is raised in the job at its next tracker call.
     """
 
-    def __init__(self, name: str = "mlflow-writer", nice: int = 0, hold: bool = False) -> None:
+    def __init__(self, name: str = "mlflow-writer", nice: int = 0) -> None:
         self._queue: queue.Queue[tuple[str, Callable[[], Any]] | None] = queue.Queue()
-        # hold: take writes but start on them only at release() (or when something waits for them)
-        self._go = threading.Event()
-        if not hold:
-            self._go.set()
         self.error: BaseException | None = None
         self.busy: dict[str, float] = defaultdict(float)  # seconds spent per kind of job
         self.nice = nice
@@ -216,7 +212,6 @@ class _Writer:
             # Linux: a thread is a task with its own nice value, so the writer takes the cores the job leaves idle
             with contextlib.suppress(AttributeError, OSError):
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
-        self._go.wait()
         while True:
             item = self._queue.get()
             try:
@@ -238,13 +233,8 @@ class _Writer:
         self.raise_error()
         self._queue.put((kind, fn))
 
-    def release(self) -> None:
-        """Start on the writes (a held writer); no-op otherwise."""
-        self._go.set()
-
     def wait(self) -> None:
         """Block until every submitted write is done; raise the first one's error, if any."""
-        self.release()
         self._queue.join()
         self.raise_error()
 
@@ -253,7 +243,6 @@ class _Writer:
             raise self.error
 
     def stop(self) -> None:
-        self.release()
         self._queue.put(None)
         self._thread.join(timeout=60)
 
@@ -364,9 +353,6 @@ class NullTracker:
         """Run ``fn`` once everything logged so far is stored: here, at once."""
         fn()
 
-    def release(self) -> None:
-        """Nothing is held here."""
-
     @property
     def background_seconds(self) -> dict[str, float]:
         return {}
@@ -396,11 +382,6 @@ class MlflowTracker(NullTracker):
             :meth:`end_run` waits for all of them. ``False``: every call writes before it returns.
         writer_nice: the writer thread's nice value (Linux; 0..19): at 19 it runs on what the job leaves idle and
             yields to the job's own threads and processes (measured: never slower than 0).
-        hold_writer: the background writer takes every write at once but starts on them (importing MLflow,
-            connecting, creating the run) only at :meth:`release` or when anything waits for it (:meth:`wait`,
-            :meth:`then`'s order is kept, :meth:`end_run`). The app releases it after the first training epoch,
-            so that the 1.2 s of Python of the MLflow import does not contend for the interpreter lock with the
-            job's own start-up (imports, JAX compilation). The store's reachability is still checked at once.
     """
 
     def __init__(
@@ -411,7 +392,6 @@ class MlflowTracker(NullTracker):
         flush_seconds: float = 5.0,
         background: bool = True,
         writer_nice: int = 19,
-        hold_writer: bool = False,
         **_: Any,
     ):
         t0 = time.perf_counter()
@@ -420,8 +400,6 @@ class MlflowTracker(NullTracker):
             raise ValueError(f"invalid flush_seconds: {flush_seconds!r}; allowed: a number >= 0")
         if not (isinstance(writer_nice, int) and 0 <= writer_nice <= 19):
             raise ValueError(f"invalid writer_nice: {writer_nice!r}; allowed: an integer in [0, 19]")
-        if not isinstance(hold_writer, bool):
-            raise ValueError(f"invalid hold_writer: {hold_writer!r}; allowed: true or false")
         self.flush_seconds = float(flush_seconds)
         self._pending: list[tuple[str, float, int, int]] = []  # (key, value, timestamp ms, step)
         self._flushed_at = time.monotonic()
@@ -438,7 +416,7 @@ class MlflowTracker(NullTracker):
         self.artifact_location = artifact_location
         try:
             check_reachable(uri)  # at once: a dead server is a clear error before any compute
-            self._writer = _Writer(nice=writer_nice, hold=hold_writer) if background else None
+            self._writer = _Writer(nice=writer_nice) if background else None
             self._busy = self._writer.busy if self._writer is not None else {}
             self._submit("connect", self._connect)
         finally:
@@ -456,11 +434,6 @@ class MlflowTracker(NullTracker):
         """Block until everything logged so far is in the store (raises a write's error)."""
         if self._writer is not None:
             self._writer.wait()
-
-    def release(self) -> None:
-        """Let a held background writer start (see ``hold_writer``); no-op otherwise."""
-        if self._writer is not None:
-            self._writer.release()
 
     @property
     def background_seconds(self) -> dict[str, float]:

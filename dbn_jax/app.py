@@ -362,8 +362,6 @@ def _train_and_log(
                 step = event.epoch if isinstance(event, EpochEnd) else settings.epochs
                 tracker.log_result(result, step)
                 so_far.update(result)
-        if isinstance(event, EpochEnd) and event.epoch >= 1:
-            tracker.release()  # the job's start-up (imports, JAX compilation) is over: the writer may start
         if isinstance(event, EpochEnd):
             # Everything of this epoch is in the store before its checkpoint exists (the tracker writes it after
             # them): a job killed at any point and resumed from the checkpoint loses no metric (one logged again

@@ -66,7 +66,6 @@ class TrackingConfig:
     flush_seconds: float = 5.0
     background: bool = True
     writer_nice: int = 19
-    hold_writer: bool = True
 
 
 @dataclass

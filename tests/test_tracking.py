@@ -260,34 +260,6 @@ def test_background_writer_keeps_the_order_and_then_runs_after_the_writes(store,
     assert set(t.background_seconds) >= {"connect", "start_run", "metrics", "then", "artifacts"}
 
 
-def test_a_held_writer_starts_at_release_or_when_waited_for(store, tmp_path):
-    """hold_writer: writes are taken at once but nothing reaches the store (not even the MLflow import or the
-    run) before release(); waiting for the writer releases it, so end_run never hangs."""
-    import threading
-
-    t = MlflowTracker(uri=store, experiment="e", hold_writer=True)
-    t.start_run("r", {"p": 1}, {})
-    ran = threading.Event()
-    t.log_metrics({"loss": 0.5}, step=1)
-    t.then(ran.set)
-    assert not ran.wait(0.5) and not (tmp_path / "mlflow.db").exists()  # held: no store yet
-    t.release()
-    assert ran.wait(60)
-    run = MlflowClient(store).get_run(t.run_id)
-    assert [m.value for m in MlflowClient(store).get_metric_history(run.info.run_id, "loss")] == [0.5]
-    t.end_run()
-    assert MlflowClient(store).get_run(t.run_id).info.status == "FINISHED"
-
-    never = MlflowTracker(uri=store, experiment="e", hold_writer=True)  # never released: end_run still finishes
-    never.start_run("r2", {}, {})
-    never.log_metrics({"x": 1.0}, 0)
-    never.end_run("FAILED", "stopped early")
-    run = MlflowClient(store).get_run(never.run_id)
-    assert run.info.status == "FAILED" and run.data.metrics == {"x": 1.0}
-    with pytest.raises(ValueError, match="hold_writer"):
-        MlflowTracker(uri=store, experiment="e", hold_writer="yes")
-
-
 def test_a_failed_background_write_fails_the_run_and_stops_the_writes(store, tmp_path):
     t = MlflowTracker(uri=store, experiment="e")
     t.start_run("r", {}, {})
