@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+
+class LazyFiles(dict):
+    """``{artifact path: bytes}`` whose values may be logged as callables producing the bytes: a value is made
+    on first access (``[]``, ``get``, ``items``, ``values``) and kept, so a file nobody reads is never
+    serialised."""
+
+    def __getitem__(self, key: str) -> bytes:
+        value = super().__getitem__(key)
+        if callable(value):
+            value = value()
+            super().__setitem__(key, value)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def values(self) -> Any:
+        return [self[k] for k in self]
+
+    def items(self) -> Any:
+        return [(k, self[k]) for k in self]
 
 
 @dataclass
@@ -20,14 +41,15 @@ class AnalysisResult:
         tables: artifact paths (``tables/h1_units.csv``) to column tables ``{column: 1-d array}``.
         arrays: artifact paths (``arrays/emd_h1.npz``) to ``{name: array}`` saved as ``.npz``.
         files: artifact paths to raw bytes (e.g. ``graph/thresholded.graphml.gz``), or to a zero-argument callable
-            returning them, which the tracker calls on its writer (a serialisation the job need not wait for).
+            returning them (:class:`LazyFiles`: reading ``files[path]`` gives the bytes; the MLflow tracker calls
+            it on its writer, so the job does not wait for the serialisation).
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    files: dict[str, bytes | Callable[[], bytes]] = field(default_factory=dict)
+    files: LazyFiles = field(default_factory=LazyFiles)
 
     def update(self, other: AnalysisResult) -> AnalysisResult:
         self.metrics.update(other.metrics)
@@ -204,7 +226,7 @@ class GraphCallback:
             out.tables[f"tables/units_{name}.csv"] = {"unit": np.arange(len(k)), "degree": k, "knn": kn, **{
                 f"strength_{side}": x for side, x in s.items()}}  # fmt: skip
         if self.export_graphml:
-            # serialised by the tracker's writer (~2 s of networkx for the 10%-density graph), not by the job
+            # serialised by the tracker's writer (~1 s of networkx for the 10%-density graph), not by the job
             out.files["graph/thresholded.graphml.gz"] = functools.partial(_graphml_gz, weights, masks)
         return out
 

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from analysis.callbacks import LazyFiles
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -247,28 +249,6 @@ class _Writer:
         self._thread.join(timeout=60)
 
 
-class LazyFiles(dict):
-    """``{artifact path: bytes}`` whose values may be logged as callables producing the bytes: a value is made
-    on first access (``[]``, ``get``, ``items``, ``values``) and kept, so a file nobody reads is never
-    serialised."""
-
-    def __getitem__(self, key: str) -> bytes:
-        value = super().__getitem__(key)
-        if callable(value):
-            value = value()
-            super().__setitem__(key, value)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
-
-    def values(self) -> Any:
-        return [self[k] for k in self]
-
-    def items(self) -> Any:
-        return [(k, self[k]) for k in self]
-
-
 class NullTracker:
     """Keeps what would be logged in memory: ``params``, ``tags``, ``metrics[key] -> [(step, value)]``,
     ``figures``, ``tables``, ``artifacts``, ``status``."""
@@ -332,7 +312,8 @@ class NullTracker:
             self.log_table(table, name)
         for name, arrays in getattr(result, "arrays", {}).items():
             self.log_arrays(arrays, name)
-        for name, data in getattr(result, "files", {}).items():
+        # dict.items: the values as logged (a callable stays unserialised until the writer or a reader needs it)
+        for name, data in dict.items(getattr(result, "files", {})):
             self.log_bytes(data, name)
 
     def log_arrays(self, arrays: Mapping[str, Any], artifact_file: str) -> None:
@@ -634,9 +615,7 @@ class MlflowTracker(NullTracker):
     def log_bytes(self, data: bytes | Callable[[], bytes], artifact_file: str) -> None:
         """Log raw bytes at ``artifact_file``. ``data`` may be a callable that produces them (e.g. a file
         format to serialise): it is called by the writer, so the job does not wait for the serialisation."""
-        self._log_local(
-            "files", artifact_file, lambda path: path.write_bytes(data() if callable(data) else data)
-        )
+        self._log_local("files", artifact_file, lambda path: path.write_bytes(data() if callable(data) else data))
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         """Log a file; a text file (config, log) goes through :func:`redact` on the way. The file is read when

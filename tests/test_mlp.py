@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import io
+
 import jax
 import jax.numpy as jnp
+import networkx as nx
 import numpy as np
 import pytest
 
@@ -97,6 +101,11 @@ def test_analyze_weights_takes_any_array_stack():
     default = analyze_weights(ws[1:])  # not images: no EMD clusters by default
     assert "graph/all/assortativity" in default.metrics
     assert not any(k.startswith("clusters/") for k in default.metrics)
+    # the GraphML is serialised when read, and is the thresholded graph
+    assert callable(dict.get(default.files, "graph/thresholded.graphml.gz"))
+    g = nx.read_graphml(gzip.open(io.BytesIO(default.files["graph/thresholded.graphml.gz"])))
+    assert g.number_of_edges() == default.metrics["graph/all/n_edges"] > 0
+    assert isinstance(dict.get(default.files, "graph/thresholded.graphml.gz"), bytes)  # made once, kept
 
 
 @pytest.mark.parametrize(
