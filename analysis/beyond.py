@@ -171,7 +171,6 @@ class BeyondPaperCallback:
     every_n_epochs: int = 0
     wants_context: ClassVar[bool] = True
     _null: dict = field(default_factory=dict, init=False, repr=False)
-    _seed: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         from analysis.callbacks import _threshold
@@ -199,6 +198,7 @@ class BeyondPaperCallback:
         k_star: int,
         with_strength: bool,
         modularity: bool,
+        seed: int,
     ) -> dict[str, float]:
         """The scalar statistics tested against the null models, for one (observed or null) network."""
         from analysis import graph as G
@@ -224,7 +224,7 @@ class BeyondPaperCallback:
             out[f"bipartite/{names[i]}_{names[i + 1]}/clustering"] = bipartite_clustering_masks(m)
         if modularity:
             out["communities/thresholded/modularity"] = _louvain_masks(
-                masks, self._seed, float(self.communities["resolution"])
+                masks, seed, float(self.communities["resolution"])
             ).modularity
         return out
 
@@ -239,7 +239,7 @@ class BeyondPaperCallback:
         from analysis.callbacks import AnalysisResult, _weights
 
         # the seed of every random choice here: ``seed`` if given, else the run's seed (from the context)
-        self._seed = int(self.seed if self.seed is not None else getattr(context, "seed", None) or 0)
+        seed = int(self.seed if self.seed is not None else getattr(context, "seed", None) or 0)
         weights = _weights(event.layers)
         initial = _weights(event.initial) if event.initial else []
         masks, _ = G.threshold_masks(weights, self.threshold)
@@ -260,14 +260,14 @@ class BeyondPaperCallback:
         # communities
         resolution = float(self.communities["resolution"])
         offsets = np.cumsum([0] + [len(d) for d in degs])
-        thr = C.louvain(graph, None, self._seed, resolution)
+        thr = C.louvain(graph, None, seed, resolution)
         m["communities/thresholded/modularity"] = thr.modularity
         m["communities/thresholded/n_communities"] = float(thr.n_communities)
         for layer, lab in labels.items():
             nmi, ari = C.partition_agreement(thr.labels[offsets[layer] : offsets[layer + 1]], lab)
             m[f"communities/h{layer}/nmi"], m[f"communities/h{layer}/ari"] = nmi, ari
         if self.communities["abs_weights"]:
-            absw = C.louvain(C.graph_abs_weights(weights), "weight", self._seed, resolution)
+            absw = C.louvain(C.graph_abs_weights(weights), "weight", seed, resolution)
             m["communities/abs_w/modularity"] = absw.modularity
             m["communities/abs_w/n_communities"] = float(absw.n_communities)
             for layer, lab in labels.items():
@@ -301,22 +301,22 @@ class BeyondPaperCallback:
         k_star = int(np.quantile(all_k, float(self.rich_club_quantile)))
         m["richclub/all/k"] = float(k_star)
         modularity = bool(self.null["modularity"])
-        observed = self._stats(weights, masks, labels, k_star, True, modularity)
+        observed = self._stats(weights, masks, labels, k_star, True, modularity, seed)
         n_samples, n_jobs = int(self.null["n_samples"]), int(self.null["n_jobs"])
         rho_curve = None
         for kind in self.null["kinds"]:
-            seed = self._seed * 2 + (0 if kind == "rewire" else 1)
+            null_seed = seed * 2 + (0 if kind == "rewire" else 1)
             if kind == "rewire":
-                samples = N.null_samples(None, masks, "rewire", n_samples, seed, n_jobs)
+                samples = N.null_samples(None, masks, "rewire", n_samples, null_seed, n_jobs)
                 null_stack = [(weights, s) for s in samples]
                 with_strength = False
             else:
-                samples = N.null_samples(weights, None, "shuffle", n_samples, seed, n_jobs)
+                samples = N.null_samples(weights, None, "shuffle", n_samples, null_seed, n_jobs)
                 null_stack = [(s, G.threshold_masks(s, self.threshold)[0]) for s in samples]
                 with_strength = True
             obs = {k: v for k, v in observed.items() if with_strength or not k.endswith(("_k_s", "_s_knn"))}
             z = N.null_zscores(
-                lambda pair, ws=with_strength: self._stats(pair[0], pair[1], labels, k_star, ws, modularity),
+                lambda pair, ws=with_strength: self._stats(pair[0], pair[1], labels, k_star, ws, modularity, seed),
                 obs,
                 null_stack,
                 n_jobs,
@@ -344,12 +344,12 @@ class BeyondPaperCallback:
         dataset = getattr(context, "dataset", None)
         rbms = getattr(context, "model_kind", "dbn") == "dbn"
         if self.ais["enabled"] and dataset is not None and rbms:
-            m.update(self._ais(event.layers[0], dataset))
+            m.update(self._ais(event.layers[0], dataset, seed))
         if int(self.samples["n"]) > 0 and rbms:
             import jax
 
             images = top_rbm_samples(
-                jax.random.key(self._seed), event.layers, int(self.samples["n"]), int(self.samples["gibbs_steps"])
+                jax.random.key(seed), event.layers, int(self.samples["n"]), int(self.samples["gibbs_steps"])
             )
             side = int(round(math.sqrt(images.shape[1])))
             if side * side == images.shape[1]:
@@ -360,7 +360,7 @@ class BeyondPaperCallback:
         out.metrics = {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
         return out
 
-    def _ais(self, params: Any, dataset: Any) -> dict[str, float]:
+    def _ais(self, params: Any, dataset: Any, seed: int) -> dict[str, float]:
         import jax
 
         from dbn_jax import ais as A
@@ -368,11 +368,11 @@ class BeyondPaperCallback:
         x_train = np.asarray(dataset.x_train, np.float32)
         x_test = np.asarray(dataset.x_test, np.float32)
         # a binary RBM's likelihood is defined for binary images: binarise gray levels by one Bernoulli draw
-        rng = np.random.default_rng(self._seed)
+        rng = np.random.default_rng(seed)
         if not np.all((x_test == 0) | (x_test == 1)):
             x_test = (rng.random(x_test.shape, dtype=np.float32) < x_test).astype(np.float32)
         res = A.ais_log_partition(
-            jax.random.key(self._seed),
+            jax.random.key(seed),
             params,
             n_chains=int(self.ais["n_chains"]),
             n_betas=int(self.ais["n_betas"]),

@@ -13,13 +13,16 @@ Everything here is a pure function of numpy arrays (the random generator is an a
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from analysis.graph import as_masks, as_weights
+
+T = TypeVar("T")
 
 __all__ = ["KINDS", "null_samples", "null_zscores", "rewire_bipartite", "shuffle_weights"]
 
@@ -199,6 +202,18 @@ def _one_sample(kind: str, blocks: list[np.ndarray], seed: np.random.SeedSequenc
     return [rewire_bipartite(m, gen) for m in blocks]
 
 
+def _map(fn: Callable[[Any], T], items: Sequence[Any], n_jobs: int) -> list[T]:
+    """``[fn(x) for x in items]`` in order, in ``n_jobs`` worker processes (joblib, loky: ``fn`` may be a lambda);
+    1 = in this process, -1 = all cores."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
+        raise ValueError(f"invalid n_jobs: {n_jobs!r}; allowed: a non-zero integer (1 = serial, -1 = all cores)")
+    if n_jobs == 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    from joblib import Parallel, delayed  # joblib comes with scikit-learn / mlxtend; only needed here
+
+    return list(Parallel(n_jobs=int(n_jobs), backend="loky")(delayed(fn)(x) for x in items))
+
+
 def null_samples(
     weights: Sequence[np.ndarray] | None,
     masks: Sequence[np.ndarray] | None,
@@ -245,16 +260,8 @@ def null_samples(
         blocks = as_masks(masks)
     n_samples = _count(n_samples, "n_samples", 1)
     seed = _count(seed, "seed", 0)
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
-        raise ValueError(f"invalid n_jobs: {n_jobs!r}; allowed: a non-zero integer (1 = serial, -1 = all cores)")
     children = np.random.SeedSequence(seed).spawn(n_samples)
-    if n_jobs == 1:
-        return [_one_sample(kind, blocks, s) for s in children]
-    from joblib import Parallel, delayed  # joblib comes with scikit-learn / mlxtend; only needed here
-
-    return list(
-        Parallel(n_jobs=int(n_jobs), backend="loky")(delayed(_one_sample)(kind, blocks, s) for s in children)
-    )
+    return _map(functools.partial(_one_sample, kind, blocks), children, n_jobs)
 
 
 # ------------------------------------------------------------------------------------------------------ z-scores
@@ -304,15 +311,8 @@ def null_zscores(
     samples = list(samples)
     if not samples:
         raise ValueError("invalid samples: 0 samples; allowed: at least 1")
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
-        raise ValueError(f"invalid n_jobs: {n_jobs!r}; allowed: a non-zero integer (1 = serial, -1 = all cores)")
     keys = list(observed)
-    if n_jobs == 1 or len(samples) == 1:
-        all_stats = [stat_fn(sample) for sample in samples]
-    else:
-        from joblib import Parallel, delayed
-
-        all_stats = list(Parallel(n_jobs=int(n_jobs), backend="loky")(delayed(stat_fn)(x) for x in samples))
+    all_stats = _map(stat_fn, samples, n_jobs)
     null = np.empty((len(samples), len(keys)), dtype=np.float64)
     for s, stats in enumerate(all_stats):
         for k, key in enumerate(keys):
