@@ -192,20 +192,333 @@ def _close(figure: Any) -> None:
 _PNG = {"pil_kwargs": {"compress_level": 1}}
 
 
+def _write_npz(path: Path, arrays: Mapping[str, Any]) -> None:
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def _write_bytes(path: Path, data: bytes | Callable[[], bytes]) -> None:
+    path.write_bytes(data() if callable(data) else data)
+
+
+def _png(figure: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png", **_PNG)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ store calls
+
+
+class _Store:
+    """The store calls of one tracker, made where its MLflow client lives: in the job, or in the tracker's writer
+    process (:class:`_StoreProcess`, which gets them by name with picklable arguments). Every call retries
+    transient errors (:func:`retry`)."""
+
+    def __init__(self) -> None:
+        self.client: Any = None
+
+    def connect(self, uri: str, experiment: str, artifact_location: str | None) -> str:
+        """Open the store; return the id of ``experiment``, created if missing."""
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=uri)
+        return retry(lambda: self._get_or_create_experiment(experiment, artifact_location))
+
+    def _get_or_create_experiment(self, name: str, artifact_location: str | None) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return self.client.create_experiment(name, artifact_location=artifact_location)
+        except Exception:  # noqa: BLE001 - created concurrently by another process
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def create_run(
+        self, experiment_id: str, run_name: str, params: dict[str, Any], tags: dict[str, Any], parent: str | None
+    ) -> str:
+        """Create a run (a child of ``parent`` if given) with its params (values over MLflow's limit truncated,
+        tagged ``params_truncated``) and tags, in batches; return its id."""
+        from mlflow.entities import Param, RunTag
+
+        client = self.client
+        run_tags = {"mlflow.parentRunId": parent} if parent else None
+        run = retry(lambda: client.create_run(experiment_id, run_name=run_name, tags=run_tags))
+        run_id = run.info.run_id
+        truncated = []
+        plist = []
+        for k, v in params.items():
+            text = redact(str(v))
+            if len(text) > MAX_PARAM_VALUE:
+                truncated.append(k)
+                text = text[: MAX_PARAM_VALUE - 3] + "..."
+            plist.append(Param(k, text))
+        if truncated:
+            tags = {**tags, "params_truncated": ",".join(truncated)}
+        for chunk in _chunks(plist, MAX_PARAMS_PER_BATCH):
+            retry(lambda c=chunk: client.log_batch(run_id, params=c))
+        tag_list = [RunTag(k, redact(str(v))[:MAX_TAG_VALUE]) for k, v in tags.items()]
+        for chunk in _chunks(tag_list, MAX_TAGS_PER_BATCH):
+            retry(lambda c=chunk: client.log_batch(run_id, tags=c))
+        return run_id
+
+    def log_metrics(self, run_id: str, items: list[tuple[str, float, int, int]]) -> None:
+        """``items``: (key, value, timestamp in ms, step), written in batches of <= 1000."""
+        from mlflow.entities import Metric
+
+        metrics = [Metric(k, x, ts, step) for k, x, ts, step in items]
+        for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
+            retry(lambda c=chunk: self.client.log_batch(run_id, metrics=c))
+
+    def set_tags(self, run_id: str, items: list[tuple[str, str]]) -> None:
+        from mlflow.entities import RunTag
+
+        for chunk in _chunks([RunTag(k, v) for k, v in items], MAX_TAGS_PER_BATCH):
+            retry(lambda c=chunk: self.client.log_batch(run_id, tags=c))
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        try:
+            # zlib level 1: PNGs ~10% larger, encoded 2-4x faster (the 500 x 500 distance images)
+            retry(lambda: self.client.log_figure(run_id, figure, artifact_file, save_kwargs=_PNG))
+        finally:
+            _close(figure)
+
+    def log_file(self, run_id: str, artifact_file: str, write: Callable[[Path, Any], None], data: Any) -> None:
+        """Store what ``write(path, data)`` writes at ``artifact_file`` (a table, arrays, bytes)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(artifact_file).name
+            write(local, data)
+            parent = str(Path(artifact_file).parent)
+            self.log_artifact(run_id, local, None if parent == "." else parent)
+
+    def log_artifact(self, run_id: str, src: Path, artifact_path: str | None) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            if src.suffix in _TEXT_SUFFIXES:
+                _redacted_copy(src, Path(tmp) / src.name)
+                src = Path(tmp) / src.name
+            retry(lambda: self.client.log_artifact(run_id, str(src), artifact_path))
+
+    def log_artifacts(self, run_id: str, src: Path, artifact_path: str | None) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            if any(f.suffix in _TEXT_SUFFIXES for f in src.rglob("*") if f.is_file()):
+                copy = Path(tmp) / src.name
+                shutil.copytree(src, copy, copy_function=lambda a, b: _redacted_copy(Path(a), Path(b)))
+                src = copy
+            retry(lambda: self.client.log_artifacts(run_id, str(src), artifact_path))
+
+    def continue_run(self, old_id: str, new_id: str, skip: set[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Copy the metric histories of ``old_id`` into ``new_id`` (but the (key, step) in ``skip``), link both by
+        tags and mark ``old_id`` KILLED if it is still RUNNING; return the (key, step) copied. Raises
+        ``ValueError`` if ``old_id`` FINISHED."""
+        from mlflow.entities import Metric
+
+        client = self.client
+        old = retry(lambda: client.get_run(old_id))
+        if old.info.status == "FINISHED":
+            raise ValueError(f"run {old_id} FINISHED: there is nothing to resume")
+        copied: list[Metric] = []
+        seen = set(skip)
+        for key in old.data.metrics:
+            for m in retry(lambda k=key: client.get_metric_history(old_id, k)):
+                if (m.key, m.step) not in seen:
+                    seen.add((m.key, m.step))
+                    copied.append(Metric(m.key, m.value, m.timestamp, m.step))
+        for chunk in _chunks(copied, MAX_METRICS_PER_BATCH):
+            retry(lambda c=chunk: client.log_batch(new_id, metrics=c))
+        retry(lambda: client.set_tag(new_id, "resumed_from_run", old_id))
+        retry(lambda: client.set_tag(old_id, "resumed_by", new_id))
+        if old.info.status == "RUNNING":
+            retry(lambda: client.set_tag(old_id, "error", f"process died; resumed by run {new_id}"))
+            retry(lambda: client.set_terminated(old_id, status="KILLED"))
+        return [(m.key, m.step) for m in copied]
+
+    def end_run(self, run_id: str, status: str, message: str | None) -> None:
+        if message:
+            retry(lambda: self.client.set_tag(run_id, "error", redact(message)[:MAX_TAG_VALUE]))
+        retry(lambda: self.client.set_terminated(run_id, status=status))
+
+
+class StoreProcessLost(RuntimeError):
+    """The tracker's writer process died, or a call to it was cut short; nothing more can be written through it."""
+
+
+class _Unpicklable(TypeError):
+    """The arguments of a store call cannot be sent to the writer process (nothing was sent)."""
+
+
+class _StoreProcess:
+    """A :class:`_Store` in a child Python process: the tracker's writer process.
+
+    The job never imports MLflow, and the store's Python work (MLflow's import, SQLAlchemy, figure rendering,
+    GraphML) does not share the job's interpreter lock: measured on 2 cores, the writer thread's ~8.6 CPU-s of
+    store work cost the job about 5 s of wall time when they ran in its interpreter. Calls go one at a time over a
+    pipe (send, then wait for the answer; ``store.<op>(*args)`` as for :class:`_Store`); an error of the call is
+    raised here with its type. The child ignores SIGINT and SIGTERM (the job ends its run on them, through the
+    child) and exits when the pipe closes: on :meth:`close`, or when the job dies.
+    """
+
+    def __init__(self, nice: int = 0) -> None:
+        import subprocess
+        import sys
+        from multiprocessing.connection import Pipe
+
+        ours, theirs = Pipe()
+        fd = theirs.fileno()
+        paths = [p for p in sys.path if p]
+        code = f"import sys; sys.path[:0] = {paths!r}; from analysis.tracking import _serve; _serve({fd}, {nice})"
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(fd,), stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        self._conn = ours
+        self._lock = threading.Lock()
+        self.cpu = 0.0  # CPU seconds the child spent on calls
+        self.lost: BaseException | None = None
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def __getattr__(self, op: str) -> Callable[..., Any]:
+        if op.startswith("_") or not callable(getattr(_Store, op, None)):
+            raise AttributeError(op)
+        return functools.partial(self.call, op)
+
+    def call(self, op: str, *args: Any) -> Any:
+        """Run ``_Store.<op>(*args)`` in the child and return its result (or raise its error)."""
+        import pickle
+
+        try:
+            data = pickle.dumps((op, args), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as err:  # noqa: BLE001 - e.g. a figure holding an unpicklable object
+            raise _Unpicklable(f"{op}: {type(err).__name__}: {err}") from err
+        with self._lock:
+            if self.lost is not None:
+                raise StoreProcessLost(f"the tracking writer process is gone ({self.lost})")
+            try:
+                reply = _store_call(lambda: self._rpc(data))
+            except BaseException as err:
+                # the pipe is out of step (an answer may still come) or the child is dead: stop using it
+                self.lost = err if not isinstance(err, EOFError | OSError) else RuntimeError("it exited")
+                self._kill()
+                if isinstance(err, EOFError | OSError):
+                    raise StoreProcessLost(
+                        f"the tracking writer process exited (code {self._proc.poll()}) during {op}"
+                    ) from err
+                raise
+        ok, value, cpu = pickle.loads(reply)
+        self.cpu += cpu
+        if not ok:
+            raise value
+        return value
+
+    def _rpc(self, data: bytes) -> bytes:
+        self._conn.send_bytes(data)
+        return self._conn.recv_bytes()
+
+    def _kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self._proc.kill()
+        with contextlib.suppress(Exception):
+            self._proc.wait(timeout=10)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Let the child exit (it finishes the call in progress, if any); kill it after ``timeout`` seconds."""
+        with contextlib.suppress(OSError):
+            self._conn.close()
+        try:
+            self._proc.wait(timeout=timeout)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+            self._kill()
+
+
+def _serve(fd: int, nice: int = 0) -> None:
+    """The writer process's loop: answer ``(op, args)`` calls on connection ``fd`` until it closes."""
+    import pickle
+    import signal
+    import sys
+    from multiprocessing.connection import Connection
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    if nice:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, max(nice, os.getpriority(os.PRIO_PROCESS, 0)))
+    logging.basicConfig(level=logging.WARNING, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    conn = Connection(fd)
+    store = _Store()
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            break
+        c0, op = time.process_time(), None
+        try:
+            op, args = pickle.loads(data)
+            reply: tuple[bool, Any] = (True, getattr(store, op)(*args))
+        except BaseException as err:  # noqa: BLE001 - sent to the job
+            reply = (False, err)
+        cpu = time.process_time() - c0
+        try:
+            out = pickle.dumps((*reply, cpu), protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.loads(out)  # an error the job could not rebuild is sent as its text
+        except Exception:  # noqa: BLE001
+            err = reply[1]
+            out = pickle.dumps((False, RuntimeError(f"{type(err).__name__}: {err}"), cpu))
+        try:
+            conn.send_bytes(out)
+        except OSError:
+            break
+        if op == "connect":
+            _preload_figures()
+    # Every call has completed (the store commits each one): skip the interpreter's teardown of MLflow, SQLAlchemy
+    # and matplotlib (~1 s), which the job would wait for in close().
+    logging.shutdown()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)
+
+
+def _preload_figures() -> None:
+    """Import matplotlib's Agg backend and load its default font in the writer process before the first
+    figure comes (at the job's start-up, when it leaves a core idle, rather than during its analysis)."""
+    import io
+
+    with contextlib.suppress(Exception):
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(1, 1))
+        fig.text(0.5, 0.5, "0")
+        fig.savefig(io.BytesIO(), format="png")
+
+
+# ------------------------------------------------------------------------------------------ the writer thread
+
+
 class _Writer:
     """One daemon thread that runs a tracker's store writes, in the order they were submitted.
 
-    The job that submits a write goes on at once: the import of mlflow, the store, figure rendering and
-    artifact copies overlap with training and analysis (on 2 cores the writer uses what the job leaves idle, and
-    otherwise costs half its time, not all of it). The first write that fails stops the writer (the later
-    writes are dropped: they depend on it) and its exception is raised in the job at its next tracker call.
+    The job that submits a write goes on at once: the store and artifact copies overlap with training and
+    analysis. With a writer process (the default) this thread only hands each call over and waits for it, with
+    the interpreter lock released. The first write that fails stops the writer (the later writes are dropped:
+    they depend on it) and its exception is raised in the job at its next tracker call.
     """
 
-    def __init__(self, name: str = "mlflow-writer", nice: int = 0) -> None:
+    def __init__(
+        self, name: str = "mlflow-writer", nice: int = 0, cpu_elsewhere: Callable[[], float] | None = None
+    ):
         self._queue: queue.Queue[tuple[str, Callable[[], Any]] | None] = queue.Queue()
         self.error: BaseException | None = None
-        self.busy: dict[str, float] = defaultdict(float)  # seconds spent per kind of job
+        self.busy: dict[str, float] = defaultdict(float)  # wall seconds spent per kind of job
+        self.cpu: dict[str, float] = defaultdict(float)  # CPU seconds per kind of job (this thread + the process)
         self.nice = nice
+        self._cpu_elsewhere = cpu_elsewhere or (lambda: 0.0)
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -221,15 +534,20 @@ class _Writer:
                     return
                 kind, fn = item
                 if self.error is None:
-                    t0 = time.perf_counter()
+                    t0, c0, e0 = time.perf_counter(), time.thread_time(), self._cpu_elsewhere()
                     try:
                         fn()
                     finally:
                         self.busy[kind] += time.perf_counter() - t0
+                        self.cpu[kind] += time.thread_time() - c0 + self._cpu_elsewhere() - e0
             except BaseException as err:  # noqa: BLE001 - handed to the job (raise_error)
                 self.error = err
             finally:
                 self._queue.task_done()
+
+    def on_thread(self) -> bool:
+        """Whether the caller is this writer's thread (running one of its jobs)."""
+        return threading.current_thread() is self._thread
 
     def submit(self, kind: str, fn: Callable[[], Any]) -> None:
         self.raise_error()
@@ -338,6 +656,10 @@ class NullTracker:
     def background_seconds(self) -> dict[str, float]:
         return {}
 
+    @property
+    def background_cpu_seconds(self) -> dict[str, float]:
+        return {}
+
     def continue_from(self, run_id: str | None, uri: str | None) -> None:
         """Nothing to link to without a store (see :meth:`MlflowTracker.continue_from`)."""
 
@@ -361,8 +683,11 @@ class MlflowTracker(NullTracker):
         background: do the writes on one background thread (:class:`_Writer`), in order, so the job does not
             wait for them; :meth:`then` runs a function once everything logged before it is stored, and
             :meth:`end_run` waits for all of them. ``False``: every call writes before it returns.
-        writer_nice: the writer thread's nice value (Linux; 0..19): at 19 it runs on what the job leaves idle and
-            yields to the job's own threads and processes (measured: never slower than 0).
+        writer_process: with ``background``, the MLflow client lives in a child process (:class:`_StoreProcess`)
+            and the background thread only hands it the calls: the job never imports MLflow and its interpreter
+            lock is not shared with the store's Python work. ``False``: the client lives on the writer thread.
+        writer_nice: the writer's nice value (Linux; 0..19): at 19 it runs on what the job leaves idle and yields
+            to the job's own threads and processes (measured: never slower than 0).
     """
 
     def __init__(
@@ -372,6 +697,7 @@ class MlflowTracker(NullTracker):
         artifact_location: str | None = None,
         flush_seconds: float = 5.0,
         background: bool = True,
+        writer_process: bool = True,
         writer_nice: int = 19,
         **_: Any,
     ):
@@ -385,8 +711,9 @@ class MlflowTracker(NullTracker):
         self._pending: list[tuple[str, float, int, int]] = []  # (key, value, timestamp ms, step)
         self._flushed_at = time.monotonic()
         self._copied: set[tuple[str, int]] = set()  # (key, step) taken over from the run this one resumes
-        self._client: Any = None
+        self._client: Any = None  # an MLflow client in this process, made on first use of .client
         self._run_id: str | None = None
+        self.experiment_id: str | None = None
         env_uri = os.environ.get("MLFLOW_TRACKING_URI")
         if env_uri:
             uri = env_uri
@@ -397,8 +724,15 @@ class MlflowTracker(NullTracker):
         self.artifact_location = artifact_location
         try:
             check_reachable(uri)  # at once: a dead server is a clear error before any compute
-            self._writer = _Writer(nice=writer_nice) if background else None
+            self._store: _Store | _StoreProcess
+            if background and writer_process:
+                self._store = _StoreProcess(nice=writer_nice)
+                self._writer: _Writer | None = _Writer(cpu_elsewhere=lambda: self._store.cpu)  # type: ignore[union-attr]
+            else:
+                self._store = _Store()
+                self._writer = _Writer(nice=writer_nice) if background else None
             self._busy = self._writer.busy if self._writer is not None else {}
+            self._cpu = self._writer.cpu if self._writer is not None else {}
             self._submit("connect", self._connect)
         finally:
             self.seconds += time.perf_counter() - t0
@@ -422,9 +756,29 @@ class MlflowTracker(NullTracker):
         return dict(self._busy)
 
     @property
+    def background_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds of the background writer (its thread and its process) per kind of write (empty without
+        one): the cost of logging on the machine, which its priority and the job's load do not change."""
+        return dict(self._cpu)
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id (``None`` without one)."""
+        return self._store.pid if isinstance(self._store, _StoreProcess) else None
+
+    @property
     def client(self) -> Any:
+        """An ``MlflowClient`` on this tracker's store, in this process (for reading back; writes go through the
+        tracker). Waits for the store to be open."""
         if self._client is None:
-            self.wait()
+            if self._writer is None or not self._writer.on_thread():  # the writer's own jobs: it is open
+                self.wait()
+            if isinstance(self._store, _StoreProcess):
+                from mlflow.tracking import MlflowClient
+
+                self._client = MlflowClient(tracking_uri=self.uri)
+            else:
+                self._client = self._store.client
         return self._client
 
     @property
@@ -446,22 +800,7 @@ class MlflowTracker(NullTracker):
 
     # ------------------------------------------------------------------------------------------ store writes
     def _connect(self) -> None:
-        from mlflow.tracking import MlflowClient
-
-        self._client = MlflowClient(tracking_uri=self.uri)
-        self.experiment_id = retry(self._get_or_create_experiment)
-
-    def _get_or_create_experiment(self) -> str:
-        exp = self._client.get_experiment_by_name(self.experiment)
-        if exp is not None:
-            return exp.experiment_id
-        try:
-            return self._client.create_experiment(self.experiment, artifact_location=self.artifact_location)
-        except Exception:  # noqa: BLE001 - created concurrently by another process
-            exp = self._client.get_experiment_by_name(self.experiment)
-            if exp is None:
-                raise
-            return exp.experiment_id
+        self.experiment_id = self._store.connect(self.uri, self.experiment, self.artifact_location)
 
     def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> None:
         """Create the run (as a child of the sweep's parent inside a multirun) with its params and tags; the run
@@ -470,32 +809,13 @@ class MlflowTracker(NullTracker):
         run_name = redact(run_name)
         params, tags = dict(params), dict(tags)
         self.status = "RUNNING"
-        self._submit("start_run", lambda: self._create_run(run_name, params, tags, parent))
 
-    def _create_run(self, run_name: str, params: dict[str, Any], tags: dict[str, Any], parent: str | None) -> None:
-        from mlflow.entities import Param, RunTag
+        def create() -> None:
+            self._run_id = self._store.create_run(self.experiment_id, run_name, params, tags, parent)
+            if parent:
+                _JOB["run_id"] = self._run_id
 
-        client = self._client
-        run_tags = {"mlflow.parentRunId": parent} if parent else None
-        run = retry(lambda: client.create_run(self.experiment_id, run_name=run_name, tags=run_tags))
-        self._run_id = run.info.run_id
-        if parent:
-            _JOB["run_id"] = self._run_id
-        truncated = []
-        plist = []
-        for k, v in params.items():
-            text = redact(str(v))
-            if len(text) > MAX_PARAM_VALUE:
-                truncated.append(k)
-                text = text[: MAX_PARAM_VALUE - 3] + "..."
-            plist.append(Param(k, text))
-        if truncated:
-            tags["params_truncated"] = ",".join(truncated)
-        for chunk in _chunks(plist, MAX_PARAMS_PER_BATCH):
-            retry(lambda c=chunk: client.log_batch(self._run_id, params=c))
-        tag_list = [RunTag(k, redact(str(v))[:MAX_TAG_VALUE]) for k, v in tags.items()]
-        for chunk in _chunks(tag_list, MAX_TAGS_PER_BATCH):
-            retry(lambda c=chunk: client.log_batch(self._run_id, tags=c))
+        self._submit("start_run", create)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
         if self._writer is not None:
@@ -522,14 +842,7 @@ class MlflowTracker(NullTracker):
         self._flushed_at = time.monotonic()
         if self._pending:
             pending, self._pending = self._pending, []
-            self._submit("metrics", lambda: self._write_metrics(pending))
-
-    def _write_metrics(self, items: list[tuple[str, float, int, int]]) -> None:
-        from mlflow.entities import Metric
-
-        metrics = [Metric(k, x, ts, step) for k, x, ts, step in items]
-        for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
-            retry(lambda c=chunk: self._client.log_batch(self._run_id, metrics=c))
+            self._submit("metrics", lambda: self._store.log_metrics(self._run_id, pending))
 
     def continue_from(self, run_id: str | None, uri: str | None) -> None:
         """Make this run the continuation of ``run_id``, an earlier run of the same job whose process died.
@@ -545,110 +858,69 @@ class MlflowTracker(NullTracker):
                 log.warning("run %s was tracked in another store (%s): not linked", run_id, redact(str(uri)))
             return
         self.flush()
-        self.wait()  # before importing mlflow here: two threads importing it at once can see it half-initialised
-        from mlflow.entities import Metric
-
-        client, new_id = self._client, self._run_id
-        old = retry(lambda: client.get_run(run_id))
-        if old.info.status == "FINISHED":
-            raise ValueError(f"run {run_id} FINISHED: there is nothing to resume")
-        copied = []
-        for key in old.data.metrics:
-            for m in retry(lambda k=key: client.get_metric_history(run_id, k)):
-                if (m.key, m.step) not in self._copied:
-                    self._copied.add((m.key, m.step))
-                    copied.append(Metric(m.key, m.value, m.timestamp, m.step))
-        for chunk in _chunks(copied, MAX_METRICS_PER_BATCH):
-            retry(lambda c=chunk: client.log_batch(new_id, metrics=c))
-        retry(lambda: client.set_tag(new_id, "resumed_from_run", run_id))
-        retry(lambda: client.set_tag(run_id, "resumed_by", new_id))
-        if old.info.status == "RUNNING":
-            retry(lambda: client.set_tag(run_id, "error", f"process died; resumed by run {new_id}"))
-            retry(lambda: client.set_terminated(run_id, status="KILLED"))
+        self.wait()  # the new run exists, and the store is not used by two threads at once
+        self._copied.update(self._store.continue_run(run_id, self._run_id, self._copied))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self.flush()
         items = [(k, redact(str(v))[:MAX_TAG_VALUE]) for k, v in tags.items()]
-        self._submit("tags", lambda: self._write_tags(items))
-
-    def _write_tags(self, items: list[tuple[str, str]]) -> None:
-        from mlflow.entities import RunTag
-
-        for chunk in _chunks([RunTag(k, v) for k, v in items], MAX_TAGS_PER_BATCH):
-            retry(lambda c=chunk: self._client.log_batch(self._run_id, tags=c))
+        self._submit("tags", lambda: self._store.set_tags(self._run_id, items))
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
-        """Render and store a matplotlib figure (on the writer thread: the job must not touch it afterwards)."""
+        """Render and store a matplotlib figure (on the writer: the job must not touch it afterwards)."""
         self.flush()
 
         def write() -> None:
             try:
-                # zlib level 1: PNGs ~10% larger, encoded 2-4x faster (the 500 x 500 distance images)
-                retry(lambda: self._client.log_figure(self._run_id, figure, artifact_file, save_kwargs=_PNG))
+                self._store.log_figure(self._run_id, figure, artifact_file)
+            except _Unpicklable:  # rendered here, stored by the writer process
+                self._store.log_file(self._run_id, artifact_file, _write_bytes, _png(figure))
             finally:
                 _close(figure)
 
         self._submit("figures", write)
 
-    def log_table(self, table: Mapping[str, Any], artifact_file: str) -> None:
-        self._log_local("tables", artifact_file, lambda path: write_table_csv(path, table))
-
-    def _log_local(self, kind: str, artifact_file: str, write: Callable[[Path], None]) -> None:
+    def _log_file(self, kind: str, artifact_file: str, write: Callable[[Path, Any], None], data: Any) -> None:
         self.flush()
+        self._submit(kind, lambda: self._store.log_file(self._run_id, artifact_file, write, data))
 
-        def job() -> None:
-            with tempfile.TemporaryDirectory() as tmp:
-                local = Path(tmp) / Path(artifact_file).name
-                write(local)
-                parent = str(Path(artifact_file).parent)
-                self._write_artifact(local, None if parent == "." else parent)
-
-        self._submit(kind, job)
+    def log_table(self, table: Mapping[str, Any], artifact_file: str) -> None:
+        self._log_file("tables", artifact_file, write_table_csv, dict(table))
 
     def log_arrays(self, arrays: Mapping[str, Any], artifact_file: str) -> None:
-        def write(path: Path) -> None:
-            with open(path, "wb") as f:
-                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
-
-        self._log_local("arrays", artifact_file, write)
+        self._log_file("arrays", artifact_file, _write_npz, dict(arrays))
 
     def log_bytes(self, data: bytes | Callable[[], bytes], artifact_file: str) -> None:
         """Log raw bytes at ``artifact_file``. ``data`` may be a callable that produces them (e.g. a file
-        format to serialise): it is called by the writer, so the job does not wait for the serialisation."""
-        self._log_local("files", artifact_file, lambda path: path.write_bytes(data() if callable(data) else data))
+        format to serialise): it is called by the writer, so the job does not wait for the serialisation (with a
+        writer process it must be picklable, e.g. a ``functools.partial`` of a module-level function; else it is
+        called on the writer thread)."""
+
+        def write() -> None:
+            try:
+                self._store.log_file(self._run_id, artifact_file, _write_bytes, data)
+            except _Unpicklable:
+                self._store.log_file(self._run_id, artifact_file, _write_bytes, data())  # type: ignore[operator]
+
+        self.flush()
+        self._submit("files", write)
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         """Log a file; a text file (config, log) goes through :func:`redact` on the way. The file is read when
         the writer gets to it: do not change or delete it before :meth:`wait` (or :meth:`then`)."""
         self.flush()
-        self._submit("artifacts", lambda: self._write_artifact(Path(local_path), artifact_path))
-
-    def _write_artifact(self, src: Path, artifact_path: str | None) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            if src.suffix in _TEXT_SUFFIXES:
-                _redacted_copy(src, Path(tmp) / src.name)
-                src = Path(tmp) / src.name
-            retry(lambda: self._client.log_artifact(self._run_id, str(src), artifact_path))
+        self._submit("artifacts", lambda: self._store.log_artifact(self._run_id, Path(local_path), artifact_path))
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
         """Log a folder; its text files (config, log) go through :func:`redact` on the way (read when the writer
         gets to them, as for :meth:`log_artifact`)."""
         self.flush()
-
-        def job() -> None:
-            src = Path(local_dir)
-            with tempfile.TemporaryDirectory() as tmp:
-                if any(f.suffix in _TEXT_SUFFIXES for f in src.rglob("*") if f.is_file()):
-                    copy = Path(tmp) / src.name
-                    shutil.copytree(src, copy, copy_function=lambda a, b: _redacted_copy(Path(a), Path(b)))
-                    src = copy
-                retry(lambda: self._client.log_artifacts(self._run_id, str(src), artifact_path))
-
-        self._submit("artifacts", job)
+        self._submit("artifacts", lambda: self._store.log_artifacts(self._run_id, Path(local_dir), artifact_path))
 
     def end_run(self, status: str = "FINISHED", message: str | None = None) -> None:
         """Wait for every pending write, then end the run. A write that failed turns FINISHED into FAILED with its
-        error as the message; the run is closed whatever happened before."""
+        error as the message; the run is closed whatever happened before (by this process if the writer process
+        is gone)."""
         if self.status in TERMINAL or self.status is None:
             return
         try:
@@ -661,16 +933,21 @@ class MlflowTracker(NullTracker):
         if self._writer is not None:
             self._writer.stop()
             self._writer = None
-        if self._client is None or self._run_id is None:
-            log.error("tracking: the run was never created; nothing to close")
+        try:
+            if self._run_id is None:
+                log.error("tracking: the run was never created; nothing to close")
+            else:
+                try:
+                    self._store.end_run(self._run_id, status, message)
+                except StoreProcessLost:
+                    store = _Store()
+                    store.connect(self.uri, self.experiment, self.artifact_location)
+                    store.end_run(self._run_id, status, message)
+        finally:
+            if isinstance(self._store, _StoreProcess):
+                self._store.close()
             self.status = status
-            return
-        client, run_id = self._client, self._run_id
-        if message:
-            retry(lambda: client.set_tag(run_id, "error", redact(message)[:MAX_TAG_VALUE]))
-        retry(lambda: client.set_terminated(run_id, status=status))
-        self.status = status
-        self.message = message
+            self.message = message
 
 
 # ------------------------------------------------------------------------------------------ Hydra run lifecycle
@@ -760,7 +1037,7 @@ class MlflowRunCallback(_HydraCallback):
         if not enabled:
             return
         try:
-            tracker = MlflowTracker(uri, experiment, artifacts)
+            tracker = MlflowTracker(uri, experiment, artifacts, background=False)  # the launcher waits anyway
         except TrackingUnavailable as err:  # before any job: one clear line, no traceback
             import sys
 
@@ -793,7 +1070,7 @@ class MlflowRunCallback(_HydraCallback):
                 return
             err = job_return._return_value
             overrides = list(job_return.overrides or [])
-            tracker = MlflowTracker(self.uri, self.experiment, self.artifact_location)
+            tracker = MlflowTracker(self.uri, self.experiment, self.artifact_location, background=False)
             tracker.start_run(",".join(overrides) or "job", {}, {"overrides": " ".join(overrides)})
             tracker.end_run("FAILED", f"{type(err).__name__}: {err}")
         except Exception as err:  # noqa: BLE001 - Hydra would turn it into a warning; say what failed

@@ -44,7 +44,9 @@ def _tracking_seconds(db: Path) -> float:
 MODES = {
     "mlflow": ["tracking=mlflow"],  # the default: writes on a background thread
     "mlflow_sync": ["tracking=mlflow", "tracking.background=false"],  # every write before the job goes on
-    "mlflow_nice0": ["tracking=mlflow", "tracking.writer_nice=0"],  # the writer thread at the job's priority
+    "mlflow_nice0": ["tracking=mlflow", "tracking.writer_nice=0"],  # the writer at the job's priority
+    # the MLflow client on the writer thread, in the job's interpreter (no writer process)
+    "mlflow_thread": ["tracking=mlflow", "tracking.writer_process=false"],
     "off": ["tracking=off"],
 }
 
@@ -103,9 +105,14 @@ def main() -> int:
         "--sync", action="store_true", help="also time tracking.background=false (every write before going on)"
     )
     ap.add_argument("--nice0", action="store_true", help="also time tracking.writer_nice=0")
+    ap.add_argument(
+        "--thread", action="store_true", help="also time tracking.writer_process=false (the client on a thread)"
+    )
     ap.add_argument("overrides", nargs="*", help="extra overrides for every run (after --)")
     args = ap.parse_args()
-    modes = ["mlflow", *(["mlflow_sync"] if args.sync else []), *(["mlflow_nice0"] if args.nice0 else []), "off"]
+    wanted = {"mlflow_sync": args.sync, "mlflow_nice0": args.nice0, "mlflow_thread": args.thread}
+    extra = [m for m, on in wanted.items() if on]
+    modes = ["mlflow", *extra, "off"]
     times: dict[str, list[float]] = {m: [] for m in modes}
     inside: dict[str, list[float]] = {m: [] for m in modes if m != "off"}
     stages: dict[str, list[dict]] = {m: [] for m in modes}
@@ -116,7 +123,8 @@ def main() -> int:
             store = Path(store_dir)
             from analysis.tracking import MlflowTracker
 
-            MlflowTracker(uri=f"sqlite:///{store / 'mlflow.db'}", experiment="dbn-complex-networks")
+            uri = f"sqlite:///{store / 'mlflow.db'}"
+            MlflowTracker(uri=uri, experiment="dbn-complex-networks", background=False)  # created when it returns
         for _ in range(args.rounds):
             for mode in modes:
                 wall, spent, parts = _wall(args.overrides, mode, store)
@@ -133,9 +141,9 @@ def main() -> int:
         f"run: dbn-experiment {' '.join(args.overrides) or '(defaults)'}; {args.rounds} rounds, best of each; "
         f"MLflow into {kind}"
     )
-    print(f"{'tracking':<10} {'best s':>8}  all")
+    print(f"{'tracking':<14} {'best s':>8} {'median s':>9}  all")
     for k, v in times.items():
-        print(f"{k:<10} {min(v):8.2f}  {', '.join(f'{x:.2f}' for x in v)}")
+        print(f"{k:<14} {min(v):8.2f} {statistics.median(v):9.2f}  {', '.join(f'{x:.2f}' for x in v)}")
     if all(stages[m] for m in modes):
         # median seconds per stage: where the tracked run spends its extra time
         print(f"{'stage (median s)':<18}" + "".join(f"{m:>12}" for m in modes))
@@ -146,9 +154,12 @@ def main() -> int:
     if "mlflow_sync" in times:
         sync = (min(times["mlflow_sync"]) - off) / off
         print(f"overhead with tracking.background=false: {sync * 100:.1f}%")
-    if "mlflow_nice0" in times:
-        nice0 = (min(times["mlflow_nice0"]) - off) / off
-        print(f"overhead with tracking.writer_nice=0: {nice0 * 100:.1f}%")
+    median_off = statistics.median(times["off"])
+    for mode in modes[:-1]:
+        best = (min(times[mode]) - off) / off
+        med = (statistics.median(times[mode]) - median_off) / median_off
+        label = " ".join(MODES[mode])
+        print(f"overhead of {label}: best vs best {best * 100:.1f}%, median vs median {med * 100:.1f}%")
     for mode, spent in inside.items():
         print(
             f"{mode}: time the job waited for the tracker (time/tracking_seconds): "
@@ -164,6 +175,8 @@ def main() -> int:
         "overhead": overhead,
         "overhead_sync": (min(times["mlflow_sync"]) - off) / off if "mlflow_sync" in times else None,
         "overhead_nice0": (min(times["mlflow_nice0"]) - off) / off if "mlflow_nice0" in times else None,
+        "overhead_thread": (min(times["mlflow_thread"]) - off) / off if "mlflow_thread" in times else None,
+        "overhead_median": (statistics.median(times["mlflow"]) - median_off) / median_off,
         "waited_for_tracker_s": inside,
         "stages_s": stages,
         "waited_share": inside_share,

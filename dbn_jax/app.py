@@ -279,6 +279,8 @@ def run(cfg: DictConfig) -> float | None:
             spent = {f"time/tracking/{k}_seconds": v for k, v in getattr(tracker, "seconds_by", {}).items()}
             spent.update({f"time/tracking/background/{k}_seconds": v
                           for k, v in getattr(tracker, "background_seconds", {}).items()})  # fmt: skip
+            spent.update({f"time/tracking/background_cpu/{k}_seconds": v
+                          for k, v in getattr(tracker, "background_cpu_seconds", {}).items()})  # fmt: skip
             tracker.log_metrics({"time/tracking_seconds": getattr(tracker, "seconds", 0.0), **spent}, 0)
     except (KeyboardInterrupt, Terminated) as err:
         tracker.end_run("KILLED", f"{type(err).__name__}: {err}")

@@ -65,6 +65,7 @@ class TrackingConfig:
     experiment: str = "dbn-complex-networks"
     flush_seconds: float = 5.0
     background: bool = True
+    writer_process: bool = True
     writer_nice: int = 19
 
 

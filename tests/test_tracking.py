@@ -169,7 +169,8 @@ def test_signal_during_a_store_call_is_delivered_after_it(store):
 
 
 def test_metrics_are_buffered_with_their_own_time_and_written_by_end_run(store, monkeypatch):
-    t = MlflowTracker(uri=store, experiment="e", flush_seconds=3600)
+    # the client on the writer thread, so its calls can be counted here
+    t = MlflowTracker(uri=store, experiment="e", flush_seconds=3600, writer_process=False)
     t.start_run("r", {}, {})
     client = MlflowClient(store)
     clock = iter([1_000_000.0, 1_000_005.0])
@@ -258,6 +259,8 @@ def test_background_writer_keeps_the_order_and_then_runs_after_the_writes(store,
     assert run.info.status == "FINISHED" and run.data.params == {"p": "1"}
     assert [a.path for a in MlflowClient(store).list_artifacts(t.run_id)] == ["f.txt"]
     assert set(t.background_seconds) >= {"connect", "start_run", "metrics", "then", "artifacts"}
+    assert set(t.background_cpu_seconds) == set(t.background_seconds)
+    assert 0 < t.background_cpu_seconds["connect"] <= t.background_seconds["connect"] + 0.01
 
 
 def test_a_failed_background_write_fails_the_run_and_stops_the_writes(store, tmp_path):
@@ -272,3 +275,135 @@ def test_a_failed_background_write_fails_the_run_and_stops_the_writes(store, tmp
     run = MlflowClient(store).get_run(t.run_id)
     assert run.info.status == "FAILED"
     assert "missing.txt" in run.data.tags["error"] and run.data.metrics == {}
+
+
+_JOB_WITH_A_TRACKER = """
+import functools, io, os, sys
+import numpy as np
+from matplotlib.figure import Figure
+from analysis.tracking import MlflowTracker
+
+t = MlflowTracker(uri=sys.argv[1], experiment="e")
+print(t.writer_pid, flush=True)
+t.start_run("r", {"p": 1}, {"seed": 0})
+t.log_metrics({"loss": np.float32(0.5)}, step=1)
+fig = Figure()
+fig.add_subplot().plot([0, 1], [1, 0])
+t.log_figure(fig, "figures/line.png")
+t.log_table({"unit": np.arange(2), "k": np.array([3, 4])}, "tables/u.csv")
+t.log_arrays({"d": np.eye(2)}, "arrays/d.npz")
+t.log_bytes(functools.partial(bytes, b"graph"), "graph/g.bin")
+t.end_run()
+print(t.run_id, "mlflow" in sys.modules, flush=True)
+"""
+
+
+def test_the_writer_process_stores_everything_and_the_job_never_imports_mlflow(store, tmp_path):
+    """The default tracker hands every write to its writer process: the job's interpreter never imports MLflow,
+    the run is complete in the store, and the writer process is gone once the run ended."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _JOB_WITH_A_TRACKER, store], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "MPLBACKEND": "Agg"}, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    pid, (run_id, imported) = int(proc.stdout.split()[0]), proc.stdout.split()[1:3]
+    assert imported == "False"
+    assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+    client = MlflowClient(store)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params == {"p": "1"} and run.data.tags["seed"] == "0"
+    assert run.data.metrics == {"loss": 0.5}
+    paths = {a.path for d in ("figures", "tables", "arrays", "graph") for a in client.list_artifacts(run_id, d)}
+    assert paths == {"figures/line.png", "tables/u.csv", "arrays/d.npz", "graph/g.bin"}
+    graph = client.download_artifacts(run_id, "graph/g.bin", str(tmp_path))
+    assert open(graph, "rb").read() == b"graph"
+    png = client.download_artifacts(run_id, "figures/line.png", str(tmp_path))
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_writer_process_ends_with_the_job(store, tmp_path):
+    """A job killed with SIGKILL cannot close its writer process: the process sees the pipe close and exits."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os, signal, sys; from analysis.tracking import MlflowTracker; "
+        "t = MlflowTracker(uri=sys.argv[1], experiment='e'); t.start_run('r', {}, {}); t.wait(); "
+        "print(t.writer_pid, flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, store], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        if "zombie" in open(f"/proc/{pid}/status").read().lower():
+            break
+        time.sleep(0.1)
+    alive = os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read().lower()
+    assert not alive
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("e").experiment_id])
+    assert [r.info.status for r in runs] == ["RUNNING"]  # left for a resume to mark KILLED
+
+
+def test_a_dead_writer_process_fails_the_run_which_the_job_closes_itself(store):
+    import os
+    import signal
+
+    t = MlflowTracker(uri=store, experiment="e")
+    t.start_run("r", {}, {})
+    run_id = t.run_id
+    os.kill(t.writer_pid, signal.SIGKILL)
+    t.log_metrics({"x": 1.0}, 0)
+    t.flush()
+    with pytest.raises(tracking.StoreProcessLost, match="exited"):
+        t.wait()
+    t.end_run()
+    run = MlflowClient(store).get_run(run_id)
+    assert run.info.status == "FAILED" and "StoreProcessLost" in run.data.tags["error"]
+
+
+def test_what_cannot_be_sent_to_the_writer_process_is_made_in_the_job(store, tmp_path):
+    """A figure holding an unpicklable object is rendered in the job, a file made by a lambda is made in the job;
+    both are stored all the same. A store error comes back with its own type."""
+    import threading
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    t = MlflowTracker(uri=store, experiment="e")
+    t.start_run("r", {}, {})
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    fig.lock = threading.Lock()
+    t.log_figure(fig, "figures/locked.png")
+    t.log_bytes(lambda: b"made here", "files/lambda.bin")
+    t.end_run()
+    client = MlflowClient(store)
+    png = client.download_artifacts(t.run_id, "figures/locked.png", str(tmp_path))
+    assert open(png, "rb").read(4) == b"\x89PNG"
+    made = client.download_artifacts(t.run_id, "files/lambda.bin", str(tmp_path))
+    assert open(made, "rb").read() == b"made here"
+    assert client.get_run(t.run_id).info.status == "FINISHED"
+    with pytest.raises(ValueError, match="FINISHED: there is nothing to resume"):
+        t2 = MlflowTracker(uri=store, experiment="e")
+        t2.start_run("r2", {}, {})
+        try:
+            t2.continue_from(t.run_id, t2.uri)
+        finally:
+            t2.end_run("FAILED", "resume refused")
+
+
+def test_background_cpu_counts_the_writer_process(store):
+    t = MlflowTracker(uri=store, experiment="e")
+    t.start_run("r", {}, {})
+    t.end_run()
+    cpu = t.background_cpu_seconds
+    assert cpu["connect"] > 0.2  # MLflow's import and the store, measured in the writer process
