@@ -391,10 +391,10 @@ class _StoreProcess:
 
     def call(self, op: str, *args: Any) -> Any:
         """Run ``_Store.<op>(*args)`` in the child and return its result (or raise its error)."""
-        import pickle
+        from multiprocessing.reduction import ForkingPickler  # the pickler of multiprocessing's pipes
 
         try:
-            data = pickle.dumps((op, args), protocol=pickle.HIGHEST_PROTOCOL)
+            data = ForkingPickler.dumps((op, args))
         except Exception as err:  # noqa: BLE001 - e.g. a figure holding an unpicklable object
             raise _Unpicklable(f"{op}: {type(err).__name__}: {err}") from err
         with self._lock:
@@ -411,7 +411,7 @@ class _StoreProcess:
                         f"the tracking writer process exited (code {self._proc.poll()}) during {op}"
                     ) from err
                 raise
-        ok, value, cpu = pickle.loads(reply)
+        ok, value, cpu = ForkingPickler.loads(reply)
         self.cpu += cpu
         if not ok:
             raise value
@@ -439,10 +439,10 @@ class _StoreProcess:
 
 def _serve(fd: int, nice: int = 0) -> None:
     """The writer process's loop: answer ``(op, args)`` calls on connection ``fd`` until it closes."""
-    import pickle
     import signal
     import sys
     from multiprocessing.connection import Connection
+    from multiprocessing.reduction import ForkingPickler
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
@@ -459,17 +459,17 @@ def _serve(fd: int, nice: int = 0) -> None:
             break
         c0, op = time.process_time(), None
         try:
-            op, args = pickle.loads(data)
+            op, args = ForkingPickler.loads(data)
             reply: tuple[bool, Any] = (True, getattr(store, op)(*args))
         except BaseException as err:  # noqa: BLE001 - sent to the job
             reply = (False, err)
         cpu = time.process_time() - c0
         try:
-            out = pickle.dumps((*reply, cpu), protocol=pickle.HIGHEST_PROTOCOL)
-            pickle.loads(out)  # an error the job could not rebuild is sent as its text
+            out = ForkingPickler.dumps((*reply, cpu))
+            ForkingPickler.loads(out)  # an error the job could not rebuild is sent as its text
         except Exception:  # noqa: BLE001
             err = reply[1]
-            out = pickle.dumps((False, RuntimeError(f"{type(err).__name__}: {err}"), cpu))
+            out = ForkingPickler.dumps((False, RuntimeError(f"{type(err).__name__}: {err}"), cpu))
         try:
             conn.send_bytes(out)
         except OSError:
@@ -727,7 +727,9 @@ class MlflowTracker(NullTracker):
             self._store: _Store | _StoreProcess
             if background and writer_process:
                 self._store = _StoreProcess(nice=writer_nice)
-                self._writer: _Writer | None = _Writer(cpu_elsewhere=lambda: self._store.cpu)  # type: ignore[union-attr]
+                cpu = lambda: self._store.cpu  # type: ignore[union-attr]  # noqa: E731
+                # the thread too: it runs the checkpoint writes of then()
+                self._writer: _Writer | None = _Writer(nice=writer_nice, cpu_elsewhere=cpu)
             else:
                 self._store = _Store()
                 self._writer = _Writer(nice=writer_nice) if background else None

@@ -171,7 +171,8 @@ def test_kill_9_then_resume_is_bit_identical_and_linked_in_mlflow(tmp_path, data
 
 
 def test_no_pickle_in_the_code_that_reads_data_checkpoints_or_caches():
-    """Every ``np.load`` of the package passes ``allow_pickle=False``; nothing imports pickle to store data."""
+    """Every ``np.load`` of the package passes ``allow_pickle=False``; nothing imports pickle to store data (the
+    tracker's calls to its own writer process go through multiprocessing's pipe, which pickles them in memory)."""
     import ast
     from pathlib import Path
 
