@@ -1,11 +1,13 @@
 """Logging overhead: wall time of the same run with MLflow tracking on (SQLite store) and off (in-memory tracker).
 
 Runs ``python -m dbn_jax <overrides>`` as a user does, alternating ``tracking=mlflow`` and ``tracking=off`` in
-each round (so both see the same machine load), each in a fresh folder; reports the best wall time of each and the
-overhead ``(on - off) / off``, and the time the job waited for the tracker (``time/tracking_seconds``: handing
-writes to the background writer, and the final wait for it), which machine noise does not blur. ``--sync`` also
-times ``tracking.background=false``, where the job itself does every write (the mlflow import, the store, metrics,
-figure rendering, artifacts). Target: <= 3% of the default run.
+each round (so both see the same machine load), each in a fresh folder; reports the overhead ``(on - off) / off``
+best vs best, median vs median and per round (each round's pair ran back to back), the median seconds per stage
+from the job log, and the time the job waited for the tracker (``time/tracking_seconds``: handing writes to the
+background writer, and the final wait for it). ``--sync`` also times ``tracking.background=false``, where the job
+itself does every write; ``--thread`` times ``tracking.writer_process=false``, where the MLflow client lives on the
+writer thread in the job's interpreter; ``--nice0`` the writer at the job's priority. Target: <= 3% of the
+default run.
 
 Usage::
 
@@ -42,7 +44,7 @@ def _tracking_seconds(db: Path) -> float:
 
 
 MODES = {
-    "mlflow": ["tracking=mlflow"],  # the default: writes on a background thread
+    "mlflow": ["tracking=mlflow"],  # the default: writes handed to the writer process by a background thread
     "mlflow_sync": ["tracking=mlflow", "tracking.background=false"],  # every write before the job goes on
     "mlflow_nice0": ["tracking=mlflow", "tracking.writer_nice=0"],  # the writer at the job's priority
     # the MLflow client on the writer thread, in the job's interpreter (no writer process)
