@@ -402,26 +402,27 @@ class _StoreProcess:
         with self._lock:
             if self.lost is not None:
                 raise StoreProcessLost(f"the tracking writer process is gone ({self.lost})")
-            try:
-                reply = _store_call(lambda: self._rpc(data))
-            except BaseException as err:
-                # the pipe is out of step (an answer may still come) or the child is dead: stop using it
-                self.lost = err if not isinstance(err, EOFError | OSError) else RuntimeError("it exited")
-                self._kill()
-                if isinstance(err, EOFError | OSError):
-                    raise StoreProcessLost(
-                        f"the tracking writer process exited (code {self._proc.poll()}) during {op}"
-                    ) from err
-                raise
+            # a signal's exception passed to interrupt() waits for the answer (the pipe stays in step)
+            reply = _store_call(lambda: self._rpc(op, data))
         ok, value, cpu = ForkingPickler.loads(reply)
         self.cpu += cpu
         if not ok:
             raise value
         return value
 
-    def _rpc(self, data: bytes) -> bytes:
-        self._conn.send_bytes(data)
-        return self._conn.recv_bytes()
+    def _rpc(self, op: str, data: Any) -> bytes:
+        try:
+            self._conn.send_bytes(data)
+            return self._conn.recv_bytes()
+        except BaseException as err:
+            # the child is dead, or the call was cut short and the pipe is out of step: stop using it
+            self.lost = RuntimeError("it exited") if isinstance(err, EOFError | OSError) else err
+            self._kill()
+            if isinstance(err, EOFError | OSError):
+                raise StoreProcessLost(
+                    f"the tracking writer process exited (code {self._proc.poll()}) during {op}"
+                ) from err
+            raise
 
     def _kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -925,7 +926,10 @@ class MlflowTracker(NullTracker):
         """Wait for every pending write, then end the run. A write that failed turns FINISHED into FAILED with its
         error as the message; the run is closed whatever happened before (by this process if the writer process
         is gone)."""
-        if self.status in TERMINAL or self.status is None:
+        if self.status in TERMINAL:
+            return
+        if self.status is None:  # no run was started: only let the writer go
+            self._stop_writer()
             return
         try:
             self.flush()
@@ -934,9 +938,6 @@ class MlflowTracker(NullTracker):
             log.error("tracking: a write failed: %s: %s", type(err).__name__, err)
             if status == "FINISHED":
                 status, message = "FAILED", f"tracking write failed: {type(err).__name__}: {err}"
-        if self._writer is not None:
-            self._writer.stop()
-            self._writer = None
         try:
             if self._run_id is None:
                 log.error("tracking: the run was never created; nothing to close")
@@ -948,10 +949,17 @@ class MlflowTracker(NullTracker):
                     store.connect(self.uri, self.experiment, self.artifact_location)
                     store.end_run(self._run_id, status, message)
         finally:
-            if isinstance(self._store, _StoreProcess):
-                self._store.close()
+            self._stop_writer()
             self.status = status
             self.message = message
+
+    def _stop_writer(self) -> None:
+        """Stop the writer thread (after the writes it was given) and let the writer process exit."""
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+        if isinstance(self._store, _StoreProcess):
+            self._store.close()
 
 
 # ------------------------------------------------------------------------------------------ Hydra run lifecycle

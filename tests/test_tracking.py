@@ -407,3 +407,13 @@ def test_background_cpu_counts_the_writer_process(store):
     t.end_run()
     cpu = t.background_cpu_seconds
     assert cpu["connect"] > 0.2  # MLflow's import and the store, measured in the writer process
+
+
+def test_a_tracker_without_a_run_lets_its_writer_process_go(store):
+    import os
+
+    t = MlflowTracker(uri=store, experiment="e")
+    pid = t.writer_pid
+    t.end_run()  # no run was started: nothing to close in the store
+    assert t.status is None and t.writer_pid == pid
+    assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
