@@ -385,6 +385,9 @@ def test_what_cannot_be_sent_to_the_writer_process_is_made_in_the_job(store, tmp
     fig.lock = threading.Lock()
     t.log_figure(fig, "figures/locked.png")
     t.log_bytes(lambda: b"made here", "files/lambda.bin")
+    stored = threading.Event()
+    t.then(stored.set)
+    assert stored.wait(60)  # by the writer thread (a waiting job would have rendered the figure itself)
     t.end_run()
     client = MlflowClient(store)
     png = client.download_artifacts(t.run_id, "figures/locked.png", str(tmp_path))
@@ -417,3 +420,101 @@ def test_a_tracker_without_a_run_lets_its_writer_process_go(store):
     t.end_run()  # no run was started: nothing to close in the store
     assert t.status is None and t.writer_pid == pid
     assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+
+
+def _figures(n: int) -> list:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figs = []
+    for i in range(n):
+        fig = Figure(figsize=(3, 2), layout="constrained")
+        ax = fig.add_subplot()
+        ax.plot(np.arange(10), np.arange(10) ** (i + 1), "o-")
+        ax.set_yscale("log")
+        ax.set_title(f"figure {i}")
+        figs.append(fig)
+    return figs
+
+
+def _spy_ops(tracker: MlflowTracker) -> list[str]:
+    ops: list[str] = []
+    call = tracker._store.call
+
+    def spy(op, *args):
+        ops.append(op)
+        return call(op, *args)
+
+    tracker._store.call = spy
+    return ops
+
+
+def test_a_waiting_job_renders_the_figures_the_writer_has_not_started(store, tmp_path):
+    """While the writer is busy, the job that waits for it renders the figures still queued (last first), and the
+    writer stores those PNG bytes in their place: the same files as the writer process would have made."""
+    import time
+
+    t = MlflowTracker(uri=store, experiment="e")
+    ops = _spy_ops(t)
+    t.start_run("r", {}, {})
+    t.then(lambda: time.sleep(1.0))  # the writer is busy when the figures come
+    expected = [tracking._png(f) for f in _figures(3)]
+    for i, fig in enumerate(_figures(3)):
+        t.log_figure(fig, f"figures/f{i}.png")
+    t.wait()
+    assert ops.count("log_file") == 3 and "log_figure" not in ops
+    assert not t._renders
+    t.end_run()
+    client = MlflowClient(store)
+    for i, png in enumerate(expected):
+        path = client.download_artifacts(t.run_id, f"figures/f{i}.png", str(tmp_path))
+        assert open(path, "rb").read() == png
+    assert client.get_run(t.run_id).info.status == "FINISHED"
+
+
+def test_a_figure_the_job_fails_to_render_is_rendered_by_the_writer_process(store, tmp_path, monkeypatch):
+    """A signal that cuts the job's rendering short reaches the job; the figure goes to the writer process as if
+    the job had not touched it, and is stored."""
+    import time
+
+    t = MlflowTracker(uri=store, experiment="e")
+    ops = _spy_ops(t)
+    t.start_run("r", {}, {})
+    t.then(lambda: time.sleep(1.0))
+    (fig,) = _figures(1)
+    t.log_figure(fig, "figures/cut.png")
+
+    def interrupted(figure):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracking, "_png", interrupted)  # in the job only: the writer process renders for real
+    with pytest.raises(KeyboardInterrupt):
+        t.wait()
+    t.end_run("KILLED", "KeyboardInterrupt")
+    assert ops.count("log_figure") == 1
+    client = MlflowClient(store)
+    path = client.download_artifacts(t.run_id, "figures/cut.png", str(tmp_path))
+    assert open(path, "rb").read(4) == b"\x89PNG"
+    assert client.get_run(t.run_id).info.status == "KILLED"
+
+
+def test_a_figure_that_cannot_be_rendered_fails_its_write_as_without_the_waiting_job(store):
+    """The job's rendering of a broken figure fails quietly; the writer process tries it as usual and its error
+    (with its type) fails the write and then the run, as it does when the job does not help."""
+    import time
+
+    t = MlflowTracker(uri=store, experiment="e")
+    ops = _spy_ops(t)
+    t.start_run("r", {}, {})
+    t.then(lambda: time.sleep(1.0))
+    (fig,) = _figures(1)
+    fig.axes[0].set_title(r"$\frac{$")  # mathtext that does not parse: an error when drawn, in either process
+    t.log_figure(fig, "figures/broken.png")
+    with pytest.raises(ValueError, match="frac"):
+        t.wait()
+    assert ops.count("log_figure") == 1
+    t.end_run()
+    run = MlflowClient(store).get_run(t.run_id)
+    assert run.info.status == "FAILED"
