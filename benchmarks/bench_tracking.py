@@ -2,12 +2,12 @@
 
 Runs ``python -m dbn_jax <overrides>`` as a user does, alternating ``tracking=mlflow`` and ``tracking=off`` in
 each round (so both see the same machine load), each in a fresh folder; reports the overhead ``(on - off) / off``
-best vs best, median vs median and per round (each round's pair ran back to back), the median seconds per stage
-from the job log, and the time the job waited for the tracker (``time/tracking_seconds``: handing writes to the
-background writer, and the final wait for it). ``--sync`` also times ``tracking.background=false``, where the job
-itself does every write; ``--thread`` times ``tracking.writer_process=false``, where the MLflow client lives on the
-writer thread in the job's interpreter; ``--nice0`` the writer at the job's priority. Target: <= 3% of the
-default run.
+per round (each round's pair ran back to back; their median is the verdict), best vs best and median vs median,
+the median seconds per stage from the job log, and the time the job waited for the tracker
+(``time/tracking_seconds``: handing writes to the background writer, and the final wait for it). ``--sync`` also
+times ``tracking.background=false``, where the job itself does every write; ``--thread`` times
+``tracking.writer_process=false``, where the MLflow client lives on the writer thread in the job's interpreter;
+``--nice0`` the writer at the job's priority. Target: <= 3% of the default run.
 
 Usage::
 
@@ -151,8 +151,15 @@ def main() -> int:
         print(f"{'stage (median s)':<18}" + "".join(f"{m:>12}" for m in modes))
         for name in STAGES:
             print(f"{name:<18}" + "".join(f"{statistics.median(p[name] for p in stages[m]):12.2f}" for m in modes))
-    status = "PASS" if overhead <= TARGET else "FAIL"
-    print(f"overhead {overhead * 100:.1f}% (target <= {TARGET * 100:.0f}%): {status}")
+    # the verdict: the median of the per-round ratios (each round's pair ran back to back, under the same load;
+    # best vs best pairs two runs that may be minutes apart, and one lucky untracked run moves it by 2-3%)
+    per_round = [(a - b) / b for a, b in zip(times["mlflow"], times["off"], strict=True)]
+    verdict = statistics.median(per_round)
+    status = "PASS" if verdict <= TARGET else "FAIL"
+    print(
+        f"overhead {verdict * 100:.1f}% (median of the per-round ratios; best vs best {overhead * 100:.1f}%; "
+        f"target <= {TARGET * 100:.0f}%): {status}"
+    )
     if "mlflow_sync" in times:
         sync = (min(times["mlflow_sync"]) - off) / off
         print(f"overhead with tracking.background=false: {sync * 100:.1f}%")
@@ -183,6 +190,7 @@ def main() -> int:
         "best_on_s": on,
         "best_off_s": off,
         "overhead": overhead,
+        "overhead_per_round_median": verdict,
         "overhead_sync": (min(times["mlflow_sync"]) - off) / off if "mlflow_sync" in times else None,
         "overhead_nice0": (min(times["mlflow_nice0"]) - off) / off if "mlflow_nice0" in times else None,
         "overhead_thread": (min(times["mlflow_thread"]) - off) / off if "mlflow_thread" in times else None,
