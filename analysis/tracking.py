@@ -221,26 +221,33 @@ class _Render:
         self._png: bytes | None = None
 
     def claim(self) -> bool:
-        """True for the first caller only: it makes the PNG (the writer process renders it, or :meth:`render`)."""
+        """For the writer thread: True if it is first (the writer process renders the figure), else False (then
+        :meth:`result` gives the job's PNG)."""
         with self._lock:
             if self.claimed:
                 return False
             self.claimed = True
             return True
 
-    def render(self) -> None:
-        """Render the PNG here (after a successful :meth:`claim`). If that fails, the writer renders the figure
-        itself, so that an error is reported by the write, as for any figure; a signal's exception (which cut the
-        rendering short) is raised."""
+    def take(self) -> None:
+        """For the waiting job: claim the figure and render its PNG here, unless the writer claimed it first. If
+        the rendering fails, or is cut short, the PNG is None and the writer renders the figure itself (so an error
+        is reported by the write, as for any figure); a signal's exception is raised."""
+        claimed = False
         try:
+            with self._lock:
+                if self.claimed:
+                    return
+                claimed = self.claimed = True  # in this order: the writer never waits for a render not begun
             self._png = _png(self.figure)
         except Exception:  # noqa: BLE001 - left to the writer, which reports it
             self._png = None
         finally:
-            self._done.set()
+            if claimed:
+                self._done.set()
 
     def result(self) -> bytes | None:
-        """Wait for :meth:`render` of the claimer: the PNG, or None if it failed."""
+        """Wait for the job's :meth:`take`: the PNG, or None if it failed."""
         self._done.wait()
         return self._png
 
@@ -959,9 +966,8 @@ class MlflowTracker(NullTracker):
         from the first): called while the job would wait for the writer anyway, it puts the core the job leaves
         idle to use. The writer stores them, in their order, as PNG bytes."""
         while self._renders:
-            render = self._renders.pop()
-            if render.claim():
-                render.render()
+            # a signal's exception waits for the end of the rendering (as for a store call)
+            _store_call(self._renders.pop().take)
 
     def _log_file(self, kind: str, artifact_file: str, write: Callable[[Path, Any], None], data: Any) -> None:
         self.flush()

@@ -518,3 +518,40 @@ def test_a_figure_that_cannot_be_rendered_fails_its_write_as_without_the_waiting
     t.end_run()
     run = MlflowClient(store).get_run(t.run_id)
     assert run.info.status == "FAILED"
+
+
+def test_a_signal_during_the_jobs_rendering_waits_for_its_end(store, tmp_path, monkeypatch):
+    """A SIGTERM whose handler goes through the tracker lands while the waiting job renders a figure: the PNG is
+    finished and stored, then the signal's exception is raised."""
+    import os
+    import signal
+    import time
+
+    t = MlflowTracker(uri=store, experiment="e")
+    ops = _spy_ops(t)
+    t.start_run("r", {}, {})
+    t.then(lambda: time.sleep(1.0))
+    (fig,) = _figures(1)
+    t.log_figure(fig, "figures/signalled.png")
+
+    class Stop(BaseException):
+        pass
+
+    real_png, rendered = tracking._png, []
+
+    def png_then_signal(figure):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside the job's rendering
+        rendered.append(real_png(figure))
+        return rendered[-1]
+
+    monkeypatch.setattr(tracking, "_png", png_then_signal)
+    previous = signal.signal(signal.SIGTERM, lambda *_: t.interrupt(Stop()))
+    try:
+        with pytest.raises(Stop):
+            t.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    t.end_run("KILLED", "Stop")
+    assert len(rendered) == 1 and ops.count("log_file") == 1 and "log_figure" not in ops
+    path = MlflowClient(store).download_artifacts(t.run_id, "figures/signalled.png", str(tmp_path))
+    assert open(path, "rb").read() == rendered[0]
