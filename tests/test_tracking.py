@@ -451,15 +451,21 @@ def _spy_ops(tracker: MlflowTracker) -> list[str]:
     return ops
 
 
-def test_a_waiting_job_renders_the_figures_the_writer_has_not_started(store, tmp_path):
-    """While the writer is busy, the job that waits for it renders the figures still queued (last first), and the
-    writer stores those PNG bytes in their place: the same files as the writer process would have made."""
+def _busy_tracker(store: str) -> tuple[MlflowTracker, list[str]]:
+    """A tracker with a started run whose writer is busy for 1 s (figures logged now wait), and its store calls."""
     import time
 
     t = MlflowTracker(uri=store, experiment="e")
     ops = _spy_ops(t)
     t.start_run("r", {}, {})
-    t.then(lambda: time.sleep(1.0))  # the writer is busy when the figures come
+    t.then(lambda: time.sleep(1.0))
+    return t, ops
+
+
+def test_a_waiting_job_renders_the_figures_the_writer_has_not_started(store, tmp_path):
+    """While the writer is busy, the job that waits for it renders the figures still queued (last first), and the
+    writer stores those PNG bytes in their place: the same files as the writer process would have made."""
+    t, ops = _busy_tracker(store)
     expected = [tracking._png(f) for f in _figures(3)]
     for i, fig in enumerate(_figures(3)):
         t.log_figure(fig, f"figures/f{i}.png")
@@ -477,12 +483,7 @@ def test_a_waiting_job_renders_the_figures_the_writer_has_not_started(store, tmp
 def test_a_figure_the_job_fails_to_render_is_rendered_by_the_writer_process(store, tmp_path, monkeypatch):
     """A signal that cuts the job's rendering short reaches the job; the figure goes to the writer process as if
     the job had not touched it, and is stored."""
-    import time
-
-    t = MlflowTracker(uri=store, experiment="e")
-    ops = _spy_ops(t)
-    t.start_run("r", {}, {})
-    t.then(lambda: time.sleep(1.0))
+    t, ops = _busy_tracker(store)
     (fig,) = _figures(1)
     t.log_figure(fig, "figures/cut.png")
 
@@ -503,12 +504,7 @@ def test_a_figure_the_job_fails_to_render_is_rendered_by_the_writer_process(stor
 def test_a_figure_that_cannot_be_rendered_fails_its_write_as_without_the_waiting_job(store):
     """The job's rendering of a broken figure fails quietly; the writer process tries it as usual and its error
     (with its type) fails the write and then the run, as it does when the job does not help."""
-    import time
-
-    t = MlflowTracker(uri=store, experiment="e")
-    ops = _spy_ops(t)
-    t.start_run("r", {}, {})
-    t.then(lambda: time.sleep(1.0))
+    t, ops = _busy_tracker(store)
     (fig,) = _figures(1)
     fig.axes[0].set_title(r"$\frac{$")  # mathtext that does not parse: an error when drawn, in either process
     t.log_figure(fig, "figures/broken.png")
@@ -525,12 +521,7 @@ def test_a_signal_during_the_jobs_rendering_waits_for_its_end(store, tmp_path, m
     finished and stored, then the signal's exception is raised."""
     import os
     import signal
-    import time
-
-    t = MlflowTracker(uri=store, experiment="e")
-    ops = _spy_ops(t)
-    t.start_run("r", {}, {})
-    t.then(lambda: time.sleep(1.0))
+    t, ops = _busy_tracker(store)
     (fig,) = _figures(1)
     t.log_figure(fig, "figures/signalled.png")
 
