@@ -152,7 +152,7 @@ class BeyondPaperCallback:
       data: the app passes them), and ``figures/top_rbm_samples.png`` (both only for a DBN, not for
       ``model.kind=mlp``, whose layers are no RBMs).
     * ``<metric>/null_z`` (rewiring) and ``<metric>/null_z_shuffle`` (weight shuffle) for
-      ``graph/all/assortativity``, ``graph/<L>/mean_knn``, ``clusters/<h>/pearson_*``, ``richclub/all/phi``,
+      ``graph/all/assortativity``, ``graph/<L>/mean_knn``, ``clusters/<h>/<side>/pearson_*``, ``richclub/all/phi``,
       ``bipartite/*/clustering`` and ``communities/thresholded/modularity`` (unless ``null.modularity`` is off);
       also ``<metric>/null_mean`` and ``<metric>/null_std`` (rewiring).
 
@@ -166,7 +166,7 @@ class BeyondPaperCallback:
     rich_club_quantile: float = 0.9
     ais: Any = None
     samples: Any = None
-    strength_side: str = "out"
+    cluster_sides: Any = ("out", "in", "total")
     seed: int | None = None
     every_n_epochs: int = 0
     wants_context: ClassVar[bool] = True
@@ -211,13 +211,12 @@ class BeyondPaperCallback:
         for n, x in zip(names, knn, strict=True):
             ok = ~np.isnan(x)
             out[f"graph/{n}/mean_knn"] = float(x[ok].mean()) if ok.any() else math.nan
-        strengths = G.strengths(weights)
+        keys = ("pearson_k_s", "pearson_k_knn", "pearson_s_knn") if with_strength else ("pearson_k_knn",)
         for layer, lab in labels.items():
-            sides = strengths[layer]
-            side = self.strength_side if self.strength_side in sides else ("in" if "in" in sides else "out")
-            st = S.structure_function_stats(S.cluster_structure(lab, degs[layer], sides[side], knn[layer]))
-            keys = ("pearson_k_s", "pearson_k_knn", "pearson_s_knn") if with_strength else ("pearson_k_knn",)
-            out.update({f"clusters/h{layer}/{k}": st[k] for k in keys})
+            for side in S.layer_sides(layer, len(masks), self.cluster_sides):
+                u = S.unit_structure(weights, masks, layer, side)
+                st = S.structure_function_stats(S.cluster_structure(lab, u["degree"], u["strength"], u["knn"]))
+                out.update({f"clusters/h{layer}/{side}/{k}": st[k] for k in keys})
         phi = rich_club_masks(masks)
         out["richclub/all/phi"] = phi.get(k_star, math.nan)
         for i, m in enumerate(masks):

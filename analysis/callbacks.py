@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -181,9 +182,12 @@ class GraphCallback:
     """The thresholded, unweighted network: degrees, k_nn, assortativity, components.
 
     During training (every ``every_n_epochs`` epochs): the bipartite graph of the matrix being trained alone,
-    thresholded by the same rule from its own weights (``graph/w<l>/density``, ``/mean_degree``,
-    ``/assortativity``, ``/threshold``), step = epoch. At the end: the whole k-partite graph
-    (``graph/<layer>/...``, ``graph/all/...``, ``graph/threshold/w<l>`` = θ actually used), the
+    thresholded by the same rule applied to that matrix's own weights (a quantile or density of *this* matrix,
+    whatever ``threshold.scope``): ``graph/per_matrix/w<l>/{threshold,kept_fraction,mean_degree,assortativity}``,
+    step = epoch. At the end: the whole k-partite graph under the run's rule (``graph/<layer>/...``,
+    ``graph/all/...``, ``graph/threshold/w<l>`` = θ actually used, ``graph/kept_fraction/w<l>`` = the fraction of
+    each matrix's possible edges kept), the kept fractions the same rule gives under either scope
+    (``graph/scope_global/kept_fraction/w<l>``, ``graph/scope_layer/kept_fraction/w<l>``), the
     degree-distribution figure, per-unit tables (degree, k_nn, strengths) and, with ``export_graphml``, the
     thresholded graph as gzipped GraphML.
     """
@@ -206,10 +210,10 @@ class GraphCallback:
             (mask,), (theta,) = G.threshold_masks([w], self.threshold)
             n_edges = int(mask.sum())
             return AnalysisResult(metrics={
-                f"graph/w{l}/threshold": theta,
-                f"graph/w{l}/density": n_edges / mask.size,
-                f"graph/w{l}/mean_degree": 2.0 * n_edges / sum(mask.shape),
-                f"graph/w{l}/assortativity": G.degree_assortativity([mask]),
+                f"graph/per_matrix/w{l}/threshold": theta,
+                f"graph/per_matrix/w{l}/kept_fraction": n_edges / mask.size,
+                f"graph/per_matrix/w{l}/mean_degree": 2.0 * n_edges / sum(mask.shape),
+                f"graph/per_matrix/w{l}/assortativity": G.degree_assortativity([mask]),
             })  # fmt: skip
         if kind != "TrainEnd":
             return None
@@ -219,6 +223,13 @@ class GraphCallback:
         knn = G.neighbour_degrees(masks, degs)
         out = AnalysisResult(metrics={f"graph/{k}": v for k, v in G.graph_stats(masks, degs).items()})
         out.metrics.update({f"graph/threshold/w{i}": t for i, t in enumerate(thetas, start=1)})
+        out.metrics.update({f"graph/kept_fraction/w{i}": float(m.mean()) for i, m in enumerate(masks, start=1)})
+        for scope in G.SCOPES:
+            alt = dataclasses.replace(self.threshold, scope=scope)
+            alt_masks = masks if alt == self.threshold else G.threshold_masks(weights, alt)[0]
+            out.metrics.update(
+                {f"graph/scope_{scope}/kept_fraction/w{i}": float(m.mean()) for i, m in enumerate(alt_masks, 1)}
+            )
         names = G.layer_names(len(weights) + 1)
         per_layer = dict(zip(names, degs, strict=True))
         out.figures["figures/degree_distributions.png"] = F.plot_degree_distributions(per_layer)
@@ -236,25 +247,56 @@ class ClusterCallback:
     """Functional groups: receptive fields clustered by Earth Mover's Distance, and structure vs function.
 
     At the end of training, for each layer in ``cluster_layers``: receptive fields (linear projection to pixel
-    space), all-pairs EMD (``emd.method``), average-linkage clustering into ``n_clusters``, the cluster-level
-    dendrogram with medoid fields, and per cluster the mean degree, strength and k_nn in the thresholded graph;
-    across clusters Pearson r(k̄, s̄), r(k̄, k̄_nn), r(s̄, k̄_nn) with p-values (``clusters/h<l>/pearson_*``).
+    space), all-pairs EMD (``emd.method``), hierarchical clustering (``linkage``, average = the paper) into
+    ``n_clusters``, the cluster-level dendrogram with medoid fields, the cluster sizes
+    (``clusters/h<l>/{n_clusters,largest_fraction,n_singletons}``), and for every side in ``cluster_sides``
+    (``out``, ``in``, ``total``; see :mod:`analysis.structure` for the matched definitions) the per-cluster mean
+    degree, strength and k_nn in the thresholded graph and, across clusters, Pearson r(k̄, s̄), r(k̄, k̄_nn),
+    r(s̄, k̄_nn): ``clusters/h<l>/<side>/pearson_*`` with p-values (``..._p``) and size-weighted twins
+    (``..._weighted``); the same correlations across units (``structure/h<l>/<side>/pearson_*``); and with
+    ``label_null.n_permutations > 0`` the label-permutation null of every cluster-level r
+    (``.../perm_mean``, ``/perm_z``, ``/perm_p``), seeded from the run's seed and the layer.
     """
 
     n_clusters: int = 20
     cluster_layers: Any = (1, 2)
     emd: Any = None
     threshold: Any = None
-    strength_side: str = "out"
+    cluster_sides: Any = ("out", "in", "total")
+    linkage: str = "average"
+    label_null: Any = None
     mosaic_units: int = 100
+    seed: int | None = None
     every_n_epochs: int = 0
+    wants_context: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
+        from analysis.clustering import METHODS
+        from analysis.structure import SIDES
+
         self.threshold = _threshold(self.threshold or {"sign": "positive", "quantile": 0.9})
         self.emd = dict(self.emd or {"method": "pooled"})
         self.cluster_layers = [int(x) for x in self.cluster_layers]
+        self.cluster_sides = [str(x) for x in self.cluster_sides]
+        self.label_null = {"n_permutations": 1000, **dict(self.label_null or {})}
+        if (
+            not self.cluster_sides
+            or any(x not in SIDES for x in self.cluster_sides)
+            or len(set(self.cluster_sides)) != len(self.cluster_sides)
+        ):
+            raise ValueError(
+                f"invalid cluster_sides: {self.cluster_sides!r}; allowed: a non-empty list of distinct "
+                f"{' | '.join(SIDES)}"
+            )
+        if self.linkage not in METHODS:
+            raise ValueError(f"invalid linkage: {self.linkage!r}; allowed: {' | '.join(METHODS)}")
+        n_perm = self.label_null["n_permutations"]
+        if isinstance(n_perm, bool) or not isinstance(n_perm, int) or n_perm < 0:
+            raise ValueError(
+                f"invalid label_null.n_permutations: {n_perm!r}; allowed: an integer >= 0 (0 = no null)"
+            )
 
-    def __call__(self, event: Any) -> AnalysisResult | None:
+    def __call__(self, event: Any, context: Any = None) -> AnalysisResult | None:
         if type(event).__name__ != "TrainEnd":
             return None
         from analysis import clustering as C
@@ -264,25 +306,41 @@ class ClusterCallback:
         from analysis import receptive_fields as R
         from analysis import structure as S
 
+        seed = int(self.seed if self.seed is not None else getattr(context, "seed", None) or 0)
         weights = _weights(event.layers)
         masks, _ = G.threshold_masks(weights, self.threshold)
-        degs = G.degrees(masks)
-        knn = G.neighbour_degrees(masks, degs)
-        strengths = G.strengths(weights)
+        n_perm = int(self.label_null["n_permutations"])
+        method = self.emd.get("method", "pooled")
         out = AnalysisResult()
         tables, stats = {}, {}
         for l in self.cluster_layers:  # noqa: E741
             name = f"h{l}"
             fields = R.receptive_fields(weights, l)
             dist = E.pairwise_emd(fields, **self.emd)
-            cl = C.cluster_fields(dist, self.n_clusters)
-            sides = strengths[l]
-            side = self.strength_side if self.strength_side in sides else ("in" if "in" in sides else "out")
-            table = S.cluster_structure(cl.labels, degs[l], sides[side], knn[l])
-            st = S.structure_function_stats(table)
-            tables[name], stats[name] = table, st
-            out.metrics.update({f"clusters/{name}/{k}": v for k, v in st.items()})
-            out.metrics[f"clusters/{name}/n_clusters"] = float(cl.n_clusters)
+            cl = C.cluster_fields(dist, self.n_clusters, method=self.linkage)
+            m = out.metrics
+            m[f"clusters/{name}/n_clusters"] = float(cl.n_clusters)
+            m[f"clusters/{name}/largest_fraction"] = float(cl.sizes.max() / cl.sizes.sum())
+            m[f"clusters/{name}/n_singletons"] = float(np.sum(cl.sizes == 1))
+            table: dict[str, np.ndarray] = {}
+            units, observed = {}, {}
+            for side in S.layer_sides(l, len(weights), self.cluster_sides):
+                units[side] = u = S.unit_structure(weights, masks, l, side)
+                t = S.cluster_structure(cl.labels, u["degree"], u["strength"], u["knn"])
+                observed[side] = st = S.structure_function_stats(t)
+                table.update({"cluster": t["cluster"], "size": t["size"]})
+                table.update({f"{c}_{side}": t[c] for c in ("mean_degree", "mean_strength", "mean_knn")})
+                m.update({f"clusters/{name}/{side}/{k}": v for k, v in st.items() if k != "n_clusters"})
+                m.update({f"structure/{name}/{side}/{k}": v for k, v in S.unit_stats(u).items()})
+                if not tables.get(name):
+                    tables[name], stats[name] = {**t, "side": side}, st
+            if n_perm and units:
+                null = S.label_permutation_null(cl.labels, units, observed, n_perm, [seed, l])
+                for side, res in null.items():
+                    m.update({f"clusters/{name}/{side}/{k}": v for k, v in res.items()})
+                if stats.get(name) is not None:
+                    side = tables[name]["side"]
+                    stats[name] = {**stats[name], **null[side]}
             out.tables[f"tables/clusters_{name}.csv"] = table
             out.tables[f"tables/cluster_labels_{name}.csv"] = {
                 "unit": np.arange(len(cl.labels)),
@@ -293,13 +351,15 @@ class ClusterCallback:
                 fields, cl.labels, n=self.mosaic_units, title=f"{name} receptive fields by EMD cluster"
             )
             out.figures[f"figures/dendrogram_{name}.png"] = F.plot_cluster_dendrogram(
-                cl, fields, title=f"{name}: {cl.n_clusters} EMD clusters, medoid fields"
+                cl, fields, title=f"{name}: {cl.n_clusters} EMD clusters ({self.linkage} linkage), medoid fields"
             )
             out.figures[f"figures/emd_matrix_{name}.png"] = F.plot_distance_matrix(
-                dist, cl, title=f"{name}: EMD between receptive fields ({self.emd.get('method', 'pooled')})"
+                dist, cl, title=f"{name}: EMD between receptive fields ({method})"
             )
         if tables:
-            out.figures["figures/structure_vs_function.png"] = F.plot_structure_function(tables, stats)
+            out.figures["figures/structure_vs_function.png"] = F.plot_structure_function(
+                tables, stats, subtitle=f"EMD {method}, {self.linkage} linkage"
+            )
         return out
 
 

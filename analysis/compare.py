@@ -21,6 +21,7 @@ import csv
 import math
 import os
 import re
+import shlex
 import sys
 import tempfile
 from collections import defaultdict
@@ -45,17 +46,24 @@ __all__ = [
     "is_headline",
     "main",
     "summarize",
-    "verdict_includes",
     "verdict_interval",
+    "verdict_value",
+    "z_verdict",
 ]
 
 HOLDS = "holds"
-FAILS = "does not hold"
+FAILS = "contradicted"
 INCONCLUSIVE = "inconclusive"
+NOT_MEASURED = "not measured"
 EXIT_USAGE = 2
 SEARCH_PAGE = 1000
 RECON_KEYS = ("train/h1/recon_error", "train/h2/recon_error", "train/h3/recon_error")
+# The paper's r(k̄, s̄) per layer; which layer each value belongs to is our reading of the review (PAPER.md).
 PAPER_PEARSON_K_S = {1: 0.56, 2: -0.72, 3: 0.87}
+PAPER_SIDE = "out"  # the paper's strength: "the sum of the weights from the node to all nodes of the next layer"
+Z_LEVEL = 2.0  # |z| beyond this: the statistic differs from its null model
+ABOVE, BELOW, AS_NULL = "above the null", "below the null", "as the null"
+EQUIVALENCE_MARGIN = 0.3  # (e): |r| below this counts as "uncorrelated"
 
 _HEADLINE = (
     re.compile(r"^readout/"),
@@ -63,7 +71,9 @@ _HEADLINE = (
     re.compile(r"^strength/v/out/frac_negative$"),
     re.compile(r"^strength/h3/in/max$"),
     re.compile(r"^graph/all/"),
-    re.compile(r"^clusters/[^/]+/pearson_[^/]*(?<!_p)$"),
+    re.compile(r"^graph/kept_fraction/"),
+    re.compile(r"^clusters/[^/]+/(largest_fraction|n_singletons)$"),
+    re.compile(r"^clusters/[^/]+/[^/]+/pearson_[a-z]+_[a-z]+(/perm_p)?$"),
 )
 
 
@@ -124,7 +134,7 @@ def verdict_interval(estimate: float, half_width: float, low: float = -math.inf,
         high: upper decision boundary (``inf`` for a one-sided "> low" claim).
 
     Returns:
-        ``"holds"`` when the whole CI is inside (low, high), ``"does not hold"`` when it lies entirely outside,
+        ``"holds"`` when the whole CI is inside (low, high), ``"contradicted"`` when it lies entirely outside,
         ``"inconclusive"`` when it spans a boundary or the estimate / CI are not finite.
     """
     if not (math.isfinite(estimate) and math.isfinite(half_width)):
@@ -137,26 +147,76 @@ def verdict_interval(estimate: float, half_width: float, low: float = -math.inf,
     return INCONCLUSIVE
 
 
-def verdict_includes(estimate: float, half_width: float, value: float = 0.0) -> str:
-    """Verdict on "no effect": ``"holds"`` when the CI ``estimate ± half_width`` includes ``value``.
+def verdict_value(estimate: float, half_width: float, paper: float) -> str:
+    """Verdict on a signed value the paper reports (claim (f)): sign and value.
 
     Returns:
-        ``"holds"`` / ``"does not hold"``; ``"inconclusive"`` when the estimate or the CI is not finite.
+        ``"holds"`` when the estimate has the paper's sign and the CI contains the paper's value;
+        ``"contradicted"`` when the CI excludes 0 on the other side of the paper's sign; otherwise (and for a
+        non-finite estimate or CI) ``"inconclusive"``.
     """
     if not (math.isfinite(estimate) and math.isfinite(half_width)):
         return INCONCLUSIVE
-    return HOLDS if abs(estimate - value) <= half_width else FAILS
+    lo, hi = estimate - half_width, estimate + half_width
+    if math.copysign(1.0, estimate) == math.copysign(1.0, paper) and lo <= paper <= hi:
+        return HOLDS
+    if (paper > 0 and hi < 0) or (paper < 0 and lo > 0):
+        return FAILS
+    return INCONCLUSIVE
+
+
+def z_verdict(z: Stats) -> str:
+    """Verdict on a z-score from its mean and 95% CI across runs: beyond +-:data:`Z_LEVEL` or inside."""
+    if z.n < 2 or not (math.isfinite(z.mean) and math.isfinite(z.ci95)):
+        return INCONCLUSIVE
+    lo, hi = z.mean - z.ci95, z.mean + z.ci95
+    if lo > Z_LEVEL:
+        return ABOVE
+    if hi < -Z_LEVEL:
+        return BELOW
+    if -Z_LEVEL < lo and hi < Z_LEVEL:
+        return AS_NULL
+    return INCONCLUSIVE
 
 
 def combine_verdicts(verdicts: Sequence[str]) -> str:
-    """A claim tested by several metrics: fails if any test fails, holds if all hold, else inconclusive."""
-    if not verdicts:
-        return INCONCLUSIVE
-    if any(v == FAILS for v in verdicts):
+    """A claim tested by several metrics: contradicted if any test is, holds if all hold, else inconclusive;
+    tests that were not measured are left out (all not measured: not measured)."""
+    measured = [v for v in verdicts if v != NOT_MEASURED]
+    if not measured:
+        return NOT_MEASURED
+    if any(v == FAILS for v in measured):
         return FAILS
-    if all(v == HOLDS for v in verdicts):
+    if all(v == HOLDS for v in measured):
         return HOLDS
     return INCONCLUSIVE
+
+
+Value = Callable[[Mapping[str, float]], float | None]
+
+
+@dataclass(frozen=True)
+class NullCheck:
+    """The null model a claim's measurement is read against: per-run z-scores and what each outcome means."""
+
+    z_key: str
+    name: str
+    differs: str  # the reading when the CI of z lies beyond +-Z_LEVEL
+    same: str  # the reading when it lies inside
+    mean_key: str | None = None  # the null's mean value of the statistic, shown beside z
+
+    def verdict(self, runs: Sequence[Mapping[str, float]]) -> str:
+        z = summarize(m[self.z_key] for m in runs if self.z_key in m)
+        if z.n == 0:
+            return f"{self.name}: {NOT_MEASURED}"
+        v = z_verdict(z)
+        reading = {ABOVE: self.differs, BELOW: self.differs, AS_NULL: self.same}.get(v, INCONCLUSIVE)
+        text = f"{self.name}: **{reading}** (z = {_fmt(z.mean)} ± {_fmt(z.ci95)}"
+        if self.mean_key:
+            nm = summarize(m[self.mean_key] for m in runs if self.mean_key in m)
+            if nm.n:
+                text += f"; null r = {_fmt(nm.mean)}"
+        return text + ")"
 
 
 @dataclass(frozen=True)
@@ -168,73 +228,123 @@ class Claim:
         statement: what the paper says.
         metric: the tested quantity (a metric key or an expression of metric keys).
         paper: the paper's value or statement for the tested quantity.
-        criterion: the decision rule, in words.
+        rule: the decision rule, in words.
         value: per-run value of the tested quantity from the run's final metrics (None = missing).
         decide: ``(mean, ci95) -> verdict``.
+        null: the null model read beside the verdict, if any.
+        others: metric keys of the same statistic on other sides (shown beside the paper's side).
     """
 
     claim: str
     statement: str
     metric: str
     paper: str
-    criterion: str
-    value: Callable[[Mapping[str, float]], float | None]
+    rule: str
+    value: Value
     decide: Callable[[float, float], str]
+    null: NullCheck | None = None
+    others: tuple[tuple[str, str], ...] = ()
 
 
-def _metric(key: str) -> Callable[[Mapping[str, float]], float | None]:
+def _metric(key: str) -> Value:
     return lambda m: m.get(key)
 
 
-def _abs_metric(key: str) -> Callable[[Mapping[str, float]], float | None]:
-    return lambda m: abs(m[key]) if key in m else None
+def _abs_change(key: str, initial: str) -> Value:
+    return lambda m: abs(m[key]) - abs(m[initial]) if key in m and initial in m else None
 
 
-def _abs_diff(a: str, b: str) -> Callable[[Mapping[str, float]], float | None]:
-    return lambda m: abs(m[a]) - abs(m[b]) if a in m and b in m else None
+def _less_than_both(key: str, a: str, b: str, absolute: bool = True) -> Value:
+    """min(|a|, |b|) - |key| per run: > 0 when ``key`` is smaller in magnitude than both."""
+
+    def value(m: Mapping[str, float]) -> float | None:
+        if not all(k in m for k in (key, a, b)):
+            return None
+        return min(abs(m[a]), abs(m[b])) - abs(m[key])
+
+    return value
+
+
+def _side(layer: int, n_layers: int = 3) -> str:
+    return PAPER_SIDE if layer < n_layers else "in"
 
 
 def _claims() -> list[Claim]:
     out = []
-    for l in (1, 3):  # noqa: E741 - layer index, as in the paper
+    for l in (1, 2, 3):  # noqa: E741 - layer index, as in the paper
         out.append(Claim(
-            "(a)", "after training the weight mean shifts negative in layers 1 and 3",
-            f"weights/w{l}/mean_shift", "< 0", "CI < 0", _metric(f"weights/w{l}/mean_shift"),
+            "(a)", f"after training the weight mean shifts negative (W{l})", f"weights/w{l}/mean_shift", "< 0",
+            "CI < 0 holds; CI > 0 contradicted", _metric(f"weights/w{l}/mean_shift"),
             lambda m, c: verdict_interval(m, c, high=0.0),
         ))  # fmt: skip
-    for l in (1, 3):  # noqa: E741
-        a, b = f"weights/w{l}/skewness_shift", "weights/w2/skewness_shift"
+    for l in (1, 2, 3):  # noqa: E741
         out.append(Claim(
-            "(a')", "skewness grows in layers 1 and 3 more than in layer 2",
-            f"|{a}| - |{b}|", "> 0", "CI > 0 (paired per run)", _abs_diff(a, b),
+            "(a)", f"... and the skew grows (W{l})", f"|weights/w{l}/skewness| - |weights/w{l}/initial_skewness|",
+            "> 0", "CI > 0 holds; CI < 0 contradicted",
+            _abs_change(f"weights/w{l}/skewness", f"weights/w{l}/initial_skewness"),
             lambda m, c: verdict_interval(m, c, low=0.0),
         ))  # fmt: skip
     out.append(Claim(
-        "(b)", "layer 2 stays close to Gaussian", "|weights/w2/skewness|", "small", "CI < 0.5",
-        _abs_metric("weights/w2/skewness"), lambda m, c: verdict_interval(m, c, high=0.5),
+        "(a)", "the shift is clear in layers 1 and 3: W2 shifts less than W1 and W3",
+        "min(|Δmean W1|, |Δmean W3|) - |Δmean W2|", "> 0", "CI > 0 holds (paired per run); CI < 0 contradicted",
+        _less_than_both("weights/w2/mean_shift", "weights/w1/mean_shift", "weights/w3/mean_shift"),
+        lambda m, c: verdict_interval(m, c, low=0.0),
     ))  # fmt: skip
     out.append(Claim(
-        "(b)", "... but long-tailed", "weights/w2/excess_kurtosis", "> 0", "CI > 0",
+        "(a)", "... and so is the skew: W2's skew grows less than W1's and W3's",
+        "min(|Δskew W1|, |Δskew W3|) - |Δskew W2|", "> 0", "CI > 0 holds (paired per run); CI < 0 contradicted",
+        _less_than_both("weights/w2/skewness_shift", "weights/w1/skewness_shift", "weights/w3/skewness_shift"),
+        lambda m, c: verdict_interval(m, c, low=0.0),
+    ))  # fmt: skip
+    out.append(Claim(
+        "(b)", "layer 2 stays close to Gaussian (absolute)", "|weights/w2/skewness|", "small",
+        "CI < 0.5 holds; CI > 0.5 contradicted", lambda m: abs(m["weights/w2/skewness"])
+        if "weights/w2/skewness" in m else None, lambda m, c: verdict_interval(m, c, high=0.5),
+    ))  # fmt: skip
+    out.append(Claim(
+        "(b)", "layer 2 is the closest to Gaussian (relative): W2 less skewed than W1 and W3",
+        "min(|skew W1|, |skew W3|) - |skew W2|", "> 0", "CI > 0 holds (paired per run); CI < 0 contradicted",
+        _less_than_both("weights/w2/skewness", "weights/w1/skewness", "weights/w3/skewness"),
+        lambda m, c: verdict_interval(m, c, low=0.0),
+    ))  # fmt: skip
+    out.append(Claim(
+        "(b)", "... but long-tailed", "weights/w2/excess_kurtosis", "> 0", "CI > 0 holds; CI < 0 contradicted",
         _metric("weights/w2/excess_kurtosis"), lambda m, c: verdict_interval(m, c, low=0.0),
     ))  # fmt: skip
     out.append(Claim(
         "(c)", "visible-unit strengths are almost all negative", "strength/v/out/frac_negative", "~1",
-        "CI > 0.9", _metric("strength/v/out/frac_negative"), lambda m, c: verdict_interval(m, c, low=0.9),
+        "CI > 0.9 holds; CI < 0.9 contradicted", _metric("strength/v/out/frac_negative"),
+        lambda m, c: verdict_interval(m, c, low=0.9),
     ))  # fmt: skip
-    out.append(Claim(
-        "(d)", "top-layer strength reaches about 10", "strength/h3/in/max", "~10", "CI within [5, 20]",
-        _metric("strength/h3/in/max"), lambda m, c: verdict_interval(m, c, low=5.0, high=20.0),
-    ))  # fmt: skip
-    for l in (1, 2):  # noqa: E741
+    for key, reading in (
+        ("strength/h3/in/max", "top layer's in-strength"),
+        ("strength/h2/out/max", "h2's out-strength (to the top)"),
+    ):
         out.append(Claim(
-            "(e)", "cluster mean degree and mean k_nn are uncorrelated", f"clusters/h{l}/pearson_k_knn",
-            "~0", "CI includes 0", _metric(f"clusters/h{l}/pearson_k_knn"), verdict_includes,
+            "(d)", f"top-layer strength reaches about 10 (read as the {reading})", key, "~10",
+            "CI in [5, 20] (within a factor 2) holds; CI outside contradicted", _metric(key),
+            lambda m, c: verdict_interval(m, c, low=5.0, high=20.0),
+        ))  # fmt: skip
+    for l in (1, 2):  # noqa: E741
+        key = f"clusters/h{l}/{PAPER_SIDE}/pearson_k_knn"
+        out.append(Claim(
+            "(e)", f"cluster mean degree and mean k_nn are uncorrelated (h{l})", key, "~0",
+            f"CI inside ±{EQUIVALENCE_MARGIN:g} holds; CI outside ±{EQUIVALENCE_MARGIN:g} contradicted",
+            _metric(key), lambda m, c: verdict_interval(m, c, low=-EQUIVALENCE_MARGIN, high=EQUIVALENCE_MARGIN),
+            NullCheck(f"{key}/null_z", "degree-preserving rewiring", "beyond the degree sequence (learned)",
+                      "explained by the degree sequence", f"{key}/null_mean"),
+            tuple((s, f"clusters/h{l}/{s}/pearson_k_knn") for s in ("in", "total")),
         ))  # fmt: skip
     for l, r in PAPER_PEARSON_K_S.items():  # noqa: E741
+        side = _side(l)
+        key = f"clusters/h{l}/{side}/pearson_k_s"
         out.append(Claim(
-            "(f)", "cluster mean degree and mean strength are not proportional", f"clusters/h{l}/pearson_k_s",
-            f"{r:g}", "CI within (-0.95, 0.95)", _metric(f"clusters/h{l}/pearson_k_s"),
-            lambda m, c: verdict_interval(m, c, low=-0.95, high=0.95),
+            "(f)", f"cluster mean degree and mean strength: Pearson r (h{l}, {side})", key, f"{r:g}",
+            "sign matches and the paper's value in CI holds; CI excludes 0 on the other side contradicted",
+            _metric(key), lambda m, c, r=r: verdict_value(m, c, r),
+            NullCheck(f"{key}/perm_z", "label permutation", "the EMD partition matters",
+                      "as random partitions of the same sizes", f"{key}/perm_mean"),
+            tuple((s, f"clusters/h{l}/{s}/pearson_k_s") for s in ("out", "in", "total") if s != side),
         ))  # fmt: skip
     return out
 
@@ -249,17 +359,26 @@ def evaluate_claims(groups: Mapping[str, Sequence[Mapping[str, float]]]) -> list
         groups: group label -> the final metrics of each of its runs.
 
     Returns:
-        Dicts with ``group, claim, statement, metric, paper, mean, ci95, n, criterion, verdict``.
+        Dicts with ``group, claim, statement, metric, paper, rule, mean, ci95, n, verdict, null, other_sides``;
+        ``verdict`` is ``"not measured"`` when no run has the metric, ``null`` and ``other_sides`` are text
+        (empty when the claim has none).
     """
     rows = []
     for c in CLAIMS:
         for label, runs in groups.items():
             values = [v for v in (c.value(m) for m in runs) if v is not None]
             s = summarize(values)
+            others = []
+            for side, key in c.others:
+                o = summarize(m[key] for m in runs if key in m)
+                if o.n:
+                    others.append(f"{side}: {_fmt(o.mean)} ± {_fmt(o.ci95)}")
             rows.append({
                 "group": label, "claim": c.claim, "statement": c.statement, "metric": c.metric,
-                "paper": c.paper, "mean": s.mean, "ci95": s.ci95, "n": s.n, "criterion": c.criterion,
-                "verdict": c.decide(s.mean, s.ci95) if s.n else INCONCLUSIVE,
+                "paper": c.paper, "rule": c.rule, "mean": s.mean, "ci95": s.ci95, "n": s.n,
+                "verdict": c.decide(s.mean, s.ci95) if s.n else NOT_MEASURED,
+                "null": c.null.verdict(runs) if (c.null and s.n) else "",
+                "other_sides": "; ".join(others),
             })  # fmt: skip
     return rows
 
@@ -407,22 +526,15 @@ def markdown_summary(
 
 def markdown_claims(rows: Sequence[Mapping[str, Any]]) -> str:
     """Markdown paper-vs-measured table."""
-    head = [
-        "group",
-        "claim",
-        "paper says",
-        "metric",
-        "paper",
-        "measured (mean ± ci95)",
-        "n",
-        "criterion",
-        "verdict",
-    ]
+    head = ["group", "claim", "paper says", "metric", "paper", "rule", "measured (mean ± ci95)", "n", "verdict",
+            "against its null", "other sides"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
+        measured = f"{_fmt(r['mean'])} ± {_fmt(r['ci95'])}" if r["n"] else "–"
         cells = [
-            _md_escape(r["group"]), r["claim"], r["statement"], f"`{_md_escape(r['metric'])}`", r["paper"],
-            f"{_fmt(r['mean'])} ± {_fmt(r['ci95'])}", str(r["n"]), r["criterion"], f"**{r['verdict']}**",
+            _md_escape(r["group"]), r["claim"], _md_escape(r["statement"]), f"`{_md_escape(r['metric'])}`",
+            r["paper"], r["rule"], measured, str(r["n"]), f"**{r['verdict']}**", r.get("null", ""),
+            r.get("other_sides", ""),
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -502,7 +614,7 @@ def figure_pearson(summary: Mapping[str, Mapping[str, Stats]], groups: Sequence[
         for i, (colour, g) in enumerate(zip(colours, groups, strict=True)):
             xs, ys, es = [], [], []
             for l in layers:  # noqa: E741
-                s = summary[g].get(f"clusters/h{l}/{stat}")
+                s = summary[g].get(f"clusters/h{l}/{_side(l)}/{stat}")
                 if s is None or not math.isfinite(s.mean):
                     continue
                 xs.append(l - 0.3 + width * (i + 0.5))
@@ -524,7 +636,7 @@ def figure_pearson(summary: Mapping[str, Mapping[str, Stats]], groups: Sequence[
         ax.legend(fontsize=7)
         if not any_point:
             _note(ax, "no cluster metrics logged")
-    fig.suptitle("Structure vs function: Pearson r per layer, mean ± 95% CI")
+    fig.suptitle(f"Structure vs function: Pearson r per layer ({PAPER_SIDE} side; h3: in), mean ± 95% CI")
     return fig
 
 
@@ -643,7 +755,8 @@ def run(args: argparse.Namespace) -> int:
         ["group", "metric", "mean", "sd", "ci95", "n"],
         ([g, m, s.mean, s.sd, s.ci95, s.n] for m in metrics for g in order for s in [summary[g][m]]),
     )
-    claim_cols = ["group", "claim", "statement", "metric", "paper", "mean", "ci95", "n", "criterion", "verdict"]
+    claim_cols = ["group", "claim", "statement", "metric", "paper", "rule", "mean", "ci95", "n", "verdict", "null",
+                  "other_sides"]  # fmt: skip
     _write_csv(out / "paper_claims.csv", claim_cols, ([r[c] for c in claim_cols] for r in claims))
 
     parents = {r.data.tags.get("mlflow.parentRunId") for r in runs}
@@ -737,6 +850,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+SETTINGS = (
+    ("data set", ("dataset.name", "dataset.path")),
+    ("content digest (sha256 of the float32 images and labels, train + test)", ("tag:dataset_digest",)),
+    ("n_train / n_test", ("tag:dataset_n_train", "tag:dataset_n_test")),
+    ("architecture (hidden units)", ("model.kind", "model.hidden")),
+    ("epochs per layer", ("train.epochs",)),
+    ("CD steps (persistent)", ("train.cd_steps", "train.persistent")),
+    ("threshold (sign, quantile, density, value, scope)", (
+        "analysis.threshold.sign", "analysis.threshold.quantile", "analysis.threshold.density",
+        "analysis.threshold.value", "analysis.threshold.scope")),
+    ("EMD method", ("analysis.emd.method",)),
+    ("linkage, clusters, clustered layers",
+     ("analysis.linkage", "analysis.n_clusters", "analysis.cluster_layers")),
+    ("label-permutation null (permutations)", ("analysis.label_null.n_permutations",)),
+    ("seeds", ("seed",)),
+    ("project version", ("tag:version/dbn-complex-networks",)),
+    ("commit (dirty tree)", ("tag:git_commit", "tag:git_dirty")),
+)  # fmt: skip
+
+
+def describe_runs(runs: Sequence[Any]) -> list[tuple[str, str]]:
+    """The settings of the compared runs, one ``(what, value)`` per :data:`SETTINGS` row; a value that differs
+    between runs lists its distinct values (``seed`` lists them all)."""
+    rows = []
+    for what, keys in SETTINGS:
+        per_key = []
+        for key in keys:
+            source = "tags" if key.startswith("tag:") else "params"
+            name = key.removeprefix("tag:")
+            values = [getattr(r.data, source).get(name, "–") for r in runs]
+            distinct = sorted(set(values), key=_natural)
+            per_key.append(", ".join(distinct))
+        rows.append((what, " / ".join(per_key)))
+    return rows
+
+
 def _report(
     args: argparse.Namespace,
     client: Any,
@@ -754,6 +903,15 @@ def _report(
 
     example = by_group[order[0]][0].info.run_id
     folder = Path(args.report)
+    runs = [r for g in order for r in by_group[g]]
+    commands = []
+    for parent in sorted({r.data.tags.get("mlflow.parentRunId") for r in runs} - {None}):
+        try:
+            commands.append(retry(lambda p=parent: client.get_run(p)).data.tags.get("command", ""))
+        except Exception:  # noqa: BLE001 - a deleted parent: fall back to the jobs' own commands
+            pass
+    commands = [c for c in commands if c] or sorted({r.data.tags.get("command", "") for r in runs} - {""})
+    settings = describe_runs(runs)
     with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
         run_figures = {}
         for name in RUN_FIGURES:
@@ -773,12 +931,15 @@ def _report(
             comparison_figures=[out / name for name in figures],
             run_figures=run_figures,
             example_run=example,
+            settings=settings,
+            commands={"sweep": commands, "report": ["dbn-compare " + shlex.join(args.argv or [])]},
         )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point ``dbn-compare``; returns the exit code (2 on a user error, with one line on stderr)."""
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return run(args)
     except UsageError as err:

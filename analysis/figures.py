@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -421,25 +422,34 @@ def _r_text(stats: Mapping[str, float], key: str) -> str:
     r, p = float(stats.get(key, np.nan)), float(stats.get(f"{key}_p", np.nan))
     if not np.isfinite(r):
         return "r = n/a"
-    return f"r = {r:.2f}, p = {p:.2g}"
+    text = f"r = {r:.2f}, p = {p:.2g}"
+    perm = float(stats.get(f"{key}/perm_p", np.nan))
+    if np.isfinite(perm):
+        text += f"\nrandom partitions: r = {float(stats[f'{key}/perm_mean']):.2f}, p_perm = {perm:.2g}"
+    return text
 
 
 def plot_structure_function(
-    tables: Mapping[str, Mapping[str, np.ndarray]],
+    tables: Mapping[str, Mapping[str, Any]],
     stats: Mapping[str, Mapping[str, float]] | None = None,
+    subtitle: str | None = None,
 ) -> Figure:
     """Structure vs function across clusters, one row per layer (Testolin et al. 2018, Fig. 5 style).
 
     Args:
-        tables: layer name (e.g. ``"h1"``, ``"h2"``) to its :func:`analysis.structure.cluster_structure` table.
-        stats: layer name to its :func:`analysis.structure.structure_function_stats`; computed from the table
-            for a layer that is missing (or when ``None``).
+        tables: layer name (e.g. ``"h1"``, ``"h2"``) to its :func:`analysis.structure.cluster_structure` table;
+            an optional ``"side"`` entry (``"out"``, ``"in"``, ``"total"``) names the edges it was taken from.
+        stats: layer name to its :func:`analysis.structure.structure_function_stats`, optionally with the
+            label-permutation results (``"<key>/perm_mean"``, ``"<key>/perm_p"``); computed from the table for a
+            layer that is missing (or when ``None``).
+        subtitle: appended to the figure title (e.g. the EMD method and linkage).
 
     Returns:
         The figure, ``n_layers x 3`` axes: mean degree vs mean ``k_nn``, mean degree vs mean strength, mean
         strength vs mean ``k_nn``. One open circle per cluster, marker area proportional to the cluster's size
-        (the largest cluster over all layers = 300 pt^2); each title gives the layer and the Pearson r and p.
-        Clusters with an undefined ``k_nn`` are not drawn in the ``k_nn`` panels.
+        (the largest cluster over all layers = 300 pt^2); a singleton cluster is a red cross. Each title gives the
+        layer, side, Pearson r and p (and the random partitions' mean r and permutation p when given). Clusters
+        with an undefined ``k_nn`` are not drawn in the ``k_nn`` panels.
 
     Raises:
         ValueError: ``tables`` empty or a table missing a column.
@@ -448,6 +458,7 @@ def plot_structure_function(
         raise ValueError("invalid tables: allowed: a non-empty dict of layer name -> cluster_structure() table")
     needed = ("size", "mean_degree", "mean_strength", "mean_knn")
     cols: dict[str, dict[str, np.ndarray]] = {}
+    sides: dict[str, str] = {}
     for layer, table in tables.items():
         missing = [c for c in needed if c not in table]
         if missing:
@@ -455,23 +466,32 @@ def plot_structure_function(
                 f"invalid tables[{layer!r}]: missing columns {missing}; allowed: a cluster_structure() table"
             )
         cols[layer] = {c: np.asarray(table[c], dtype=np.float64) for c in needed}
+        sides[layer] = str(table.get("side", ""))
     largest = max(float(np.max(t["size"], initial=1.0)) for t in cols.values()) or 1.0
     rows = len(cols)
-    fig = Figure(figsize=(12.5, 3.6 * rows + 0.6), layout="constrained")
+    fig = Figure(figsize=(12.5, 3.8 * rows + 0.7), layout="constrained")
     axes = fig.subplots(rows, 3, squeeze=False)
     for i, (layer, table) in enumerate(cols.items()):
         layer_stats = (stats or {}).get(layer)
         if layer_stats is None:
             layer_stats = structure_function_stats(table)
         area = 300.0 * table["size"] / largest
+        single = table["size"] == 1
+        label = f"{layer} ({sides[layer]})" if sides[layer] else layer
         for j, (x, y, key) in enumerate(_SF_PANELS):
             ax = axes[i, j]
-            ax.scatter(table[x], table[y], s=area, facecolors="none", edgecolors=f"C{i}", linewidths=1.3)
+            ax.scatter(table[x][~single], table[y][~single], s=area[~single], facecolors="none",
+                       edgecolors=f"C{i}", linewidths=1.3)  # fmt: skip
+            if single.any():
+                ax.scatter(table[x][single], table[y][single], s=30, marker="x", color="red", linewidths=1.2,
+                           label=f"singleton ({int(single.sum())})")  # fmt: skip
+                ax.legend(fontsize="x-small", loc="best")
             ax.set_xlabel(_SF_AXIS[x])
             ax.set_ylabel(_SF_AXIS[y])
-            ax.set_title(f"{layer}: {_r_text(layer_stats, key)}", fontsize="medium")
+            ax.set_title(f"{label}: {_r_text(layer_stats, key)}", fontsize="small")
             ax.margins(0.12)
-    fig.suptitle("Structure vs function across receptive-field clusters (marker area \u221d cluster size)")
+    title = "Structure vs function across receptive-field clusters (marker area \u221d cluster size)"
+    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""))
     return fig
 
 

@@ -10,25 +10,56 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.compare import FAILS, HOLDS, INCONCLUSIVE, Stats, _fmt, _md_escape, markdown_claims, summarize
+from analysis.compare import (
+    ABOVE,
+    AS_NULL,
+    BELOW,
+    EQUIVALENCE_MARGIN,
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    NOT_MEASURED,
+    Z_LEVEL,
+    Stats,
+    _fmt,
+    _md_escape,
+    markdown_claims,
+    summarize,
+    z_verdict,
+)
 
 __all__ = ["Z_LEVEL", "null_rows", "write_report", "z_verdict"]
-
-Z_LEVEL = 2.0  # |z| beyond this: the statistic differs from its null model
-ABOVE, BELOW, AS_NULL = "above the null", "below the null", "as the null"
-NULL_SUFFIXES = {"null_z": "degree-preserving rewiring", "null_z_shuffle": "weight shuffle"}
+NULL_SUFFIXES = {
+    "null_z": "degree-preserving rewiring",
+    "null_z_shuffle": "weight shuffle",
+    "perm_z": "label permutation",
+}
 QUALITY = re.compile(r"^(readout/[^/]+/accuracy|quality/h1/(test_log_likelihood|log_z))$")
 FINDINGS = re.compile(
     r"^(communities/[^/]+/(modularity|n_communities|nmi|ari|abs_w_nmi|abs_w_ari)|richclub/all/(k|rho)"
     r"|kcore/[^/]+/(max_core|mean_core)|spectra/w\d+/(initial_)?(alpha|top_singular_value))$"
 )
+SHAPE = re.compile(
+    r"^(graph/(scope_global|scope_layer)/kept_fraction/w\d+|graph/threshold/w\d+"
+    r"|clusters/[^/]+/(largest_fraction|n_singletons|n_clusters))$"
+)
+CLAIM_NOTES = f"""\
+**Reading the table.** Correlation claims use the paper's side, `out` (strength = the sum of the weights to the
+next layer; degree and k_nn from the same edges; the top layer has only `in`); *other sides* shows `in` and
+`total` beside it. Mapping the paper's three r(k̄, s̄) values (0.56, -0.72, 0.87) to h1, h2, h3 is an assumption:
+the review we have lists three coefficients "across the layers" but plots only h1 and h2. *Against its null*: for
+(e) the degree-preserving rewiring (is the correlation learned, or does any graph with these degrees give it?),
+for (f) the label permutation (does the EMD partition give a different r than random partitions of the same
+sizes?), each read from the CI of z across runs (beyond ±{Z_LEVEL:g}: differs). (e) is an equivalence test:
+"uncorrelated" holds only when the whole CI lies inside ±{EQUIVALENCE_MARGIN:g}. A row whose metric no run
+measured says *{NOT_MEASURED}* and is left out of the counts.
+"""
 RUN_FIGURES = (
     "weights_histograms.png",
     "strength_histograms.png",
@@ -46,7 +77,9 @@ HOW_TO_READ = f"""\
 statistic on each, and reports `z = (value - mean of the nulls) / sd of the nulls`. Two null models:
 *degree-preserving rewiring* (`<metric>/null_z`) keeps every unit's degree in the thresholded graph and shuffles
 who connects to whom; *weight shuffle* (`<metric>/null_z_shuffle`) keeps each matrix's weight distribution and
-permutes the weights. |z| > {Z_LEVEL:g} means the value is about {Z_LEVEL:g} null standard deviations away from
+permutes the weights; *label permutation* (`<metric>/perm_z`, cluster-level correlations only) keeps the network
+and the cluster sizes and shuffles which unit belongs to which EMD cluster, so it asks whether the functional
+partition matters at all. |z| > {Z_LEVEL:g} means the value is about {Z_LEVEL:g} null standard deviations away from
 what the null model alone gives, so the structure the null model destroys matters for it; |z| < {Z_LEVEL:g} means
 the null model explains the value. A z-score says nothing about the size of an effect, only about its distance
 from the null in units of the null's spread; with few null samples it is itself noisy, which is why the table
@@ -56,25 +89,12 @@ lies beyond +{Z_LEVEL:g} / -{Z_LEVEL:g}, **{AS_NULL}** when it lies inside (-{Z_
 """
 
 
-def z_verdict(z: Stats) -> str:
-    """Verdict on a z-score from its mean and 95% CI across runs (see :data:`HOW_TO_READ`)."""
-    if z.n < 2 or not (math.isfinite(z.mean) and math.isfinite(z.ci95)):
-        return INCONCLUSIVE
-    lo, hi = z.mean - z.ci95, z.mean + z.ci95
-    if lo > Z_LEVEL:
-        return ABOVE
-    if hi < -Z_LEVEL:
-        return BELOW
-    if -Z_LEVEL < lo and hi < Z_LEVEL:
-        return AS_NULL
-    return INCONCLUSIVE
-
-
 def null_rows(finals: Mapping[str, Sequence[Mapping[str, float]]]) -> list[dict[str, Any]]:
     """One row per group, statistic and null model that the runs z-scored (``<metric>/null_z*`` metrics)."""
     rows = []
     for group, runs in finals.items():
-        keys = sorted({k for m in runs for k in m if k.rsplit("/", 1)[-1] in NULL_SUFFIXES})
+        keys = sorted({k for m in runs for k in m if k.rsplit("/", 1)[-1] in NULL_SUFFIXES
+                       and "_weighted/" not in k})  # fmt: skip
         for key in keys:
             base, suffix = key.rsplit("/", 1)
             value = summarize(m[base] for m in runs if base in m)
@@ -153,6 +173,8 @@ def write_report(
     comparison_figures: Sequence[Path],
     run_figures: Mapping[str, Path],
     example_run: str | None,
+    settings: Sequence[tuple[str, str]] = (),
+    commands: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Path]:
     """Write ``report.md``, ``report.html`` and the figures they show into ``folder``; returns the files.
 
@@ -167,6 +189,8 @@ def write_report(
         comparison_figures: PNG files of the comparison (copied into the report).
         run_figures: artifact name -> local PNG of one run of the sweep (copied as ``run_<name>``).
         example_run: that run's id (for the caption).
+        settings: ``(what, value)`` rows of the runs' data and settings (:func:`analysis.compare.describe_runs`).
+        commands: ``{"sweep": [...], "report": [...]}``: the command lines that made the runs and this report.
     """
     folder.mkdir(parents=True, exist_ok=True)
     files = []
@@ -179,26 +203,55 @@ def write_report(
         files.append(dst)
     nulls = null_rows(finals)
     title = f"Reproduction report: {experiment}"
-    claim_verdicts = [r["verdict"] for r in claims]
+    claim_verdicts = [r["verdict"] for r in claims if r["verdict"] != NOT_MEASURED]
+    not_measured = sum(r["verdict"] == NOT_MEASURED for r in claims)
     null_verdicts = [r["verdict"] for r in nulls]
+    commands = commands or {}
     lines = [
         f"# {title}",
+        "",
+        "## Data and settings",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {_md_escape(what)} | {_md_escape(value)} |" for what, value in settings),
+        "",
+        "Made by:",
+        "",
+        "```bash",
+        *(commands.get("sweep") or ["# (the sweep's command was not recorded in these runs)"]),
+        *commands.get("report", []),
+        "```",
         "",
         *header[1:],
         "",
         "Testolin, Piccolini & Suweis (2018), *Deep learning systems as complex networks* (arXiv 1809.10941), "
         "read again on these runs: each claim is tested by a metric of every run, summarised across the runs of a "
-        "group (mean and 95% confidence interval, Student t), and decided by the criterion in its row.",
+        "group (mean and 95% confidence interval, Student t), and decided by the rule in its row.",
         "",
         "## Summary",
         "",
-        f"- Claims of the paper: {len(claims)} tests — {_counts(claim_verdicts, (HOLDS, FAILS, INCONCLUSIVE))}.",
+        f"- Claims of the paper: {len(claim_verdicts)} measured tests — "
+        f"{_counts(claim_verdicts, (HOLDS, FAILS, INCONCLUSIVE))}"
+        + (f"; {not_measured} not measured (left out of the counts)." if not_measured else "."),
         f"- Beyond the paper: {len(nulls)} statistics z-scored against null models — "
         f"{_counts(null_verdicts, (ABOVE, BELOW, AS_NULL, INCONCLUSIVE))}.",
         "",
         "## Paper vs measured",
         "",
         markdown_claims(claims) if claims else "_No claim could be tested: the runs lack the metrics._",
+        "",
+        CLAIM_NOTES,
+        "",
+        "## Thresholds and clusters",
+        "",
+        "The unweighted graph keeps the weights above one threshold. Fraction of each matrix's possible edges "
+        "kept by the runs' rule under a single global θ (`scope: global`, the paper's single threshold, pooling "
+        "all weights) and under one θ per matrix (`scope: layer`); the graph statistics above use the runs' own "
+        "`analysis.threshold.scope` (see Data and settings). Then the shape of the EMD partitions: the largest "
+        "cluster's share of the layer's units and the number of one-unit clusters.",
+        "",
+        _markdown_quality(summary, groups, SHAPE),
         "",
         "## Beyond the paper: statistics against their null models",
         "",

@@ -1,17 +1,44 @@
 """Structure vs function: the topology of the units (degree, strength, mean neighbour degree) averaged over the
 clusters of their receptive fields, and how those averages co-vary across clusters (Testolin, Piccolini & Suweis
-2018, Fig. 5)."""
+2018, Fig. 5).
+
+Sides. A hidden unit has edges on two sides: ``out`` (to the next layer; the paper's strength is "the sum of the
+weights from the node to all nodes of the next layer") and ``in`` (from the previous layer); ``total`` is both.
+:func:`unit_structure` takes degree, strength and mean neighbour degree of one side from that side's edges only:
+
+* ``out`` of a unit i of layer l: ``k = #{j in l+1: edge i-j}``, ``s = sum_j w_ij`` over all of layer l+1 (the
+  signed strength of the full weighted graph), ``k_nn = mean over those j of k_j^in``, where ``k_j^in`` is j's
+  degree towards layer l: every quantity lives in the one bipartite graph between l and l+1.
+* ``in``: the same with the matrix below (``k_j^out`` of the neighbours in layer l-1).
+* ``total``: ``k = k^out + k^in``, ``s = s^out + s^in`` and ``k_nn`` = the mean *total* degree of all neighbours
+  (networkx's ``average_neighbor_degree`` on the whole thresholded graph).
+
+:func:`label_permutation_null` asks whether the partition matters at all: it keeps the network and the cluster
+sizes, shuffles which unit carries which label, and recomputes every cluster-level correlation.
+"""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
 
 from analysis.clustering import check_labels
 
-__all__ = ["PAIRS", "cluster_structure", "structure_function_stats"]
+__all__ = [
+    "PAIRS",
+    "SIDES",
+    "cluster_structure",
+    "label_permutation_null",
+    "layer_sides",
+    "structure_function_stats",
+    "unit_structure",
+    "unit_stats",
+]
+
+SIDES = ("out", "in", "total")
 
 # stat key -> (x column, y column)
 PAIRS: dict[str, tuple[str, str]] = {
@@ -95,9 +122,11 @@ def structure_function_stats(table: dict[str, np.ndarray]) -> dict[str, float]:
 
     Returns:
         ``"pearson_k_s"``, ``"pearson_k_knn"``, ``"pearson_s_knn"``: Pearson r (``scipy.stats.pearsonr``) over the
-        clusters where both columns are finite; each with its two-sided p-value under ``"<key>_p"``; and
-        ``"n_clusters"`` (K). r and p are NaN, silently, when fewer than 3 clusters remain or either column is
-        constant over them (r is undefined there; with 2 points it would be a meaningless +-1).
+        clusters where both columns are finite; each with its two-sided p-value under ``"<key>_p"``; when the
+        table has a ``"size"`` column, the size-weighted r under ``"<key>_weighted"`` (each cluster weighted by
+        its number of units, so a singleton counts 1/n of the layer, not 1/K); and ``"n_clusters"`` (K). r and p
+        are NaN, silently, when fewer than 3 clusters remain or either column is constant over them (r is
+        undefined there; with 2 points it would be a meaningless +-1).
 
     Raises:
         ValueError: a column missing or the columns of different lengths.
@@ -113,7 +142,215 @@ def structure_function_stats(table: dict[str, np.ndarray]) -> dict[str, float]:
     if len(lengths) != 1:
         raise ValueError(f"invalid table: columns of lengths {sorted(lengths)}; allowed: equal lengths")
     out: dict[str, float] = {}
+    size = np.asarray(table["size"], dtype=np.float64) if "size" in table else None
     for key, (x, y) in PAIRS.items():
         out[key], out[f"{key}_p"] = _pearson(cols[x], cols[y])
+        if size is not None:
+            out[f"{key}_weighted"] = float(_pearson_rows(cols[x][None], cols[y][None], size)[0])
     out["n_clusters"] = float(lengths.pop())
     return out
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Row-wise (weighted) Pearson r of ``(P, K)`` arrays over the columns where both are finite.
+
+    NaN for a row with fewer than 3 such columns or a constant column (as :func:`_pearson`). ``weights``
+    ``(K,)`` (default all 1) weight the columns: weighted means, covariance and variances.
+    """
+    valid = np.isfinite(x) & np.isfinite(y)
+    w = np.where(valid, 1.0 if weights is None else np.asarray(weights, dtype=np.float64)[None, :], 0.0)
+    x0, y0 = np.where(valid, x, 0.0), np.where(valid, y, 0.0)
+    wsum = w.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dx = x0 - (w * x0).sum(axis=1, keepdims=True) / wsum
+        dy = y0 - (w * y0).sum(axis=1, keepdims=True) / wsum
+        sxy = (w * dx * dy).sum(axis=1)
+        sxx = (w * dx * dx).sum(axis=1)
+        syy = (w * dy * dy).sum(axis=1)
+        r = sxy / np.sqrt(sxx * syy)
+    # a column constant up to rounding (scipy's near-constant case) has no defined r either
+    scale = np.maximum(np.abs(x0).max(axis=1, initial=0.0), np.abs(y0).max(axis=1, initial=0.0)) ** 2
+    degenerate = (
+        (valid.sum(axis=1) < 3) | (sxx <= 1e-24 * scale * wsum[:, 0]) | (syy <= 1e-24 * scale * wsum[:, 0])
+    )
+    r = np.clip(r, -1.0, 1.0)
+    r[degenerate] = np.nan
+    return r
+
+
+# ---------------------------------------------------------------------------------------------------- sides
+
+
+def layer_sides(layer: int, n_matrices: int, sides: Sequence[str] = SIDES) -> list[str]:
+    """The sides of ``sides`` that a unit layer has: ``v`` (0) only ``out``, the top layer only ``in``.
+
+    Args:
+        layer: unit layer index, 0 = ``v``, ``n_matrices`` = the top layer.
+        n_matrices: the number of weight matrices L.
+        sides: the sides asked for, a subset of :data:`SIDES`.
+    """
+    if layer == 0:
+        have = ("out",)
+    elif layer == n_matrices:
+        have = ("in",)
+    else:
+        have = SIDES
+    return [s for s in sides if s in have]
+
+
+def unit_structure(
+    weights: Sequence[np.ndarray], masks: Sequence[np.ndarray], layer: int, side: str
+) -> dict[str, np.ndarray]:
+    """Degree, strength and mean neighbour degree of every unit of one layer, from one side's edges.
+
+    Args:
+        weights: ``weights[l]`` of shape ``(n_l, n_{l+1})``, float64, the full weighted graph (strength).
+        masks: the thresholded graph, boolean, same shapes (degree and ``k_nn``).
+        layer: unit layer index (0 = ``v``).
+        side: ``"out"``, ``"in"`` or ``"total"``, one the layer has (:func:`layer_sides`); see the module
+            docstring for the exact definitions.
+
+    Returns:
+        ``{"degree": int64 (n,), "strength": float64 (n,), "knn": float64 (n,)}``; ``knn`` is NaN for a unit
+        with no edge on that side.
+
+    Raises:
+        ValueError: a side the layer does not have, or a layer out of range.
+    """
+    n_mat = len(masks)
+    if not 0 <= layer <= n_mat:
+        raise ValueError(f"invalid layer: {layer!r}; allowed: 0..{n_mat}")
+    if side not in layer_sides(layer, n_mat):
+        raise ValueError(
+            f"invalid side: {side!r} for unit layer {layer}; allowed: {' | '.join(layer_sides(layer, n_mat))}"
+        )
+    if side == "total":
+        parts = [unit_structure(weights, masks, layer, s) for s in ("out", "in") if s in layer_sides(layer, n_mat)]
+        k = sum(p["degree"] for p in parts)
+        s = sum(p["strength"] for p in parts)
+        # neighbours' total degree: the out-neighbours' total degree is their in + out degree
+        nb_sum = np.zeros(k.shape[0])
+        if layer < n_mat:
+            m = np.asarray(masks[layer], dtype=np.float64)
+            k_next = m.sum(axis=0) + (np.count_nonzero(masks[layer + 1], axis=1) if layer + 1 < n_mat else 0)
+            nb_sum += m @ k_next
+        if layer > 0:
+            m = np.asarray(masks[layer - 1], dtype=np.float64)
+            k_prev = m.sum(axis=1) + (np.count_nonzero(masks[layer - 2], axis=0) if layer >= 2 else 0)
+            nb_sum += k_prev @ m
+    else:
+        if side == "out":
+            m, w = np.asarray(masks[layer], dtype=np.float64), np.asarray(weights[layer], dtype=np.float64)
+            k, s = m.sum(axis=1), w.sum(axis=1)
+            nb_sum = m @ m.sum(axis=0)
+        else:
+            m, w = np.asarray(masks[layer - 1], dtype=np.float64), np.asarray(weights[layer - 1], dtype=np.float64)
+            k, s = m.sum(axis=0), w.sum(axis=0)
+            nb_sum = m.sum(axis=1) @ m
+    k = np.asarray(np.rint(k), dtype=np.int64)
+    knn = np.full(k.shape[0], np.nan)
+    np.divide(nb_sum, k, out=knn, where=k > 0)
+    return {"degree": k, "strength": np.asarray(s, dtype=np.float64), "knn": knn}
+
+
+def unit_stats(unit: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """The three correlations of :data:`PAIRS` across units instead of clusters.
+
+    Args:
+        unit: ``{"degree", "strength", "knn"}`` from :func:`unit_structure`.
+
+    Returns:
+        ``"pearson_k_s"``, ``"pearson_k_knn"``, ``"pearson_s_knn"``: Pearson r over the units where both values
+        are finite (units without a neighbour have no ``k_nn``).
+    """
+    cols = {"mean_degree": unit["degree"], "mean_strength": unit["strength"], "mean_knn": unit["knn"]}
+    return {
+        key: _pearson(np.asarray(cols[x], dtype=np.float64), np.asarray(cols[y], dtype=np.float64))[0]
+        for key, (x, y) in PAIRS.items()
+    }
+
+
+# ----------------------------------------------------------------------------------------- label permutation
+
+
+def label_permutation_null(
+    labels: np.ndarray,
+    units: Mapping[str, Mapping[str, np.ndarray]],
+    observed: Mapping[str, Mapping[str, float]],
+    n_permutations: int,
+    seed: int | Sequence[int],
+) -> dict[str, dict[str, float]]:
+    """Whether a partition matters for the cluster-level correlations: the labels shuffled, sizes kept.
+
+    Each permutation assigns the same multiset of labels to the units at random (``numpy.random.Generator.
+    permuted``), so every cluster keeps its size and every unit its degree, strength and ``k_nn``; the per-cluster
+    means and their (unweighted and size-weighted) Pearson r are recomputed for all permutations at once
+    (``np.bincount`` over ``permutation * K + label``). Per statistic:
+
+    * ``perm_mean``: the mean r of the random partitions (what any partition of these sizes gives);
+    * ``perm_z = (r - perm_mean) / perm_sd`` (sd with ddof=1);
+    * ``perm_p``: two-sided, ``min(1, 2 (min(b_ge, b_le) + 1) / (n + 1))`` with ``b_ge`` (``b_le``) the number
+      of permutations with r at least (at most) the observed one and n the permutations with a defined r
+      (Phipson & Smyth 2010's (b+1)/(n+1), doubled for two sides: the null is not centred at 0).
+
+    Args:
+        labels: ``(n,)`` cluster of each unit, ``0..K-1``, every cluster non-empty.
+        units: side -> :func:`unit_structure` of these units.
+        observed: side -> :func:`structure_function_stats` of the partition (keys ``pearson_*`` and
+            ``pearson_*_weighted``).
+        n_permutations: number of random partitions, >= 1.
+        seed: seed of the permutations (an int or a sequence of ints for ``numpy.random.default_rng``).
+
+    Returns:
+        side -> ``{"<stat>/perm_mean", "<stat>/perm_z", "<stat>/perm_p"}`` for every ``pearson_*`` and
+        ``pearson_*_weighted`` stat in ``observed[side]``; NaN where the observed r or the null is undefined.
+    """
+    lab = np.asarray(labels)
+    n = lab.shape[0]
+    lab, k = check_labels(lab, n)
+    if isinstance(n_permutations, bool) or int(n_permutations) < 1:
+        raise ValueError(f"invalid n_permutations: {n_permutations!r}; allowed: an integer >= 1")
+    p = int(n_permutations)
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permuted(np.broadcast_to(lab, (p, n)), axis=1)
+    index = (shuffled + (np.arange(p, dtype=np.int64) * k)[:, None]).ravel()
+    size = np.bincount(lab, minlength=k).astype(np.float64)
+
+    def sums(x: np.ndarray) -> np.ndarray:
+        return np.bincount(index, weights=np.broadcast_to(x, (p, n)).ravel(), minlength=p * k).reshape(p, k)
+
+    out: dict[str, dict[str, float]] = {}
+    for side, unit in units.items():
+        knn = np.asarray(unit["knn"], dtype=np.float64)
+        defined = ~np.isnan(knn)
+        count = sums(defined.astype(np.float64))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = {
+                "mean_degree": sums(np.asarray(unit["degree"], dtype=np.float64)) / size,
+                "mean_strength": sums(np.asarray(unit["strength"], dtype=np.float64)) / size,
+                "mean_knn": np.where(count > 0, sums(np.where(defined, knn, 0.0)) / count, np.nan),
+            }
+        res: dict[str, float] = {}
+        for key, (x, y) in PAIRS.items():
+            for name, weights in ((key, None), (f"{key}_weighted", size)):
+                if name not in observed[side]:
+                    continue
+                null = _pearson_rows(means[x], means[y], weights)
+                res.update({f"{name}/{s}": v for s, v in _perm_summary(float(observed[side][name]), null).items()})
+        out[side] = res
+    return out
+
+
+def _perm_summary(r: float, null: np.ndarray) -> dict[str, float]:
+    null = null[np.isfinite(null)]
+    if null.size < 2 or not np.isfinite(r):
+        return {"perm_mean": float("nan"), "perm_z": float("nan"), "perm_p": float("nan")}
+    mean, sd = float(null.mean()), float(null.std(ddof=1))
+    # r of a permutation equal to the observed one up to rounding counts on both sides
+    tol = 1e-12
+    b_ge, b_le = int(np.sum(null >= r - tol)), int(np.sum(null <= r + tol))
+    return {
+        "perm_mean": mean,
+        "perm_z": (r - mean) / sd if sd > 0 else float("nan"),
+        "perm_p": min(1.0, 2.0 * (min(b_ge, b_le) + 1) / (null.size + 1)),
+    }

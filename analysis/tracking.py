@@ -19,6 +19,7 @@ import math
 import os
 import queue
 import re
+import shlex
 import shutil
 import tempfile
 import threading
@@ -1144,7 +1145,12 @@ class MlflowRunCallback(_HydraCallback):
         tracker.start_run(
             f"sweep {' '.join(overrides)}".strip(),
             {},
-            {"sweep_dir": sweep_dir, "overrides": " ".join(overrides), "role": "sweep parent"},
+            {
+                "sweep_dir": sweep_dir,
+                "overrides": " ".join(overrides),
+                "role": "sweep parent",
+                "command": shlex.join(["dbn-experiment", "-m", *overrides]),
+            },
         )
         self.parent_run_id, self.uri = tracker.run_id, tracker.uri
         self.experiment, self.artifact_location = experiment, artifacts

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -244,6 +245,10 @@ def run(cfg: DictConfig) -> float | None:
         "jax_devices": ", ".join(str(d) for d in jax.devices()),
         "jax_version": jax.__version__,
         "dataset_source": ds.source,
+        "dataset_digest": ds.digest(),
+        "dataset_n_train": ds.x_train.shape[0],
+        "dataset_n_test": ds.x_test.shape[0],
+        "command": shlex.join(["dbn-experiment", *overrides]),
         "output_dir": str(output_dir),
         "config_fingerprint": fingerprint,
         **_git_info(),

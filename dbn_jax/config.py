@@ -21,7 +21,8 @@ THRESHOLD_SCOPES = ("global", "layer")
 NULL_KINDS = ("rewire", "shuffle")
 EMD_METHODS = ("exact", "pooled", "sliced")
 EMD_METRICS = ("euclidean", "cityblock")
-STRENGTH_SIDES = ("out", "in", "total")
+CLUSTER_SIDES = ("out", "in", "total")
+LINKAGES = ("average", "complete", "weighted", "single")
 BINARIZE = ("none", "threshold", "sample")
 
 
@@ -107,6 +108,11 @@ class NullConfig:
 
 
 @dataclass
+class LabelNullConfig:
+    n_permutations: int = 1000
+
+
+@dataclass
 class CommunitiesConfig:
     resolution: float = 1.0
     abs_weights: bool = True
@@ -132,7 +138,9 @@ class AnalysisConfig:
     n_clusters: int = 20
     cluster_layers: list[int] = field(default_factory=lambda: [1, 2])
     emd: EmdConfig = field(default_factory=EmdConfig)
-    strength_side: str = "out"
+    linkage: str = "average"
+    cluster_sides: list[str] = field(default_factory=lambda: ["out", "in", "total"])
+    label_null: LabelNullConfig = field(default_factory=LabelNullConfig)
     mosaic_units: int = 100
     export_graphml: bool = True
     null: NullConfig = field(default_factory=NullConfig)
@@ -304,7 +312,24 @@ def _validate_analysis(c: ExperimentConfig) -> None:
         _check(e.n_jobs >= 1 or e.n_jobs == -1, "analysis.emd.n_jobs", e.n_jobs, "null, -1 or an integer >= 1")
     _check(e.n_projections >= 1, "analysis.emd.n_projections", e.n_projections, "an integer >= 1")
     _check(
-        a.strength_side in STRENGTH_SIDES, "analysis.strength_side", a.strength_side, " | ".join(STRENGTH_SIDES)
+        bool(a.cluster_sides)
+        and all(x in CLUSTER_SIDES for x in a.cluster_sides)
+        and len(set(a.cluster_sides)) == len(a.cluster_sides),
+        "analysis.cluster_sides",
+        a.cluster_sides,
+        "a non-empty list of distinct " + " | ".join(CLUSTER_SIDES) + " (the top layer has only in)",
+    )
+    _check(
+        a.linkage in LINKAGES,
+        "analysis.linkage",
+        a.linkage,
+        " | ".join(LINKAGES) + " (ward assumes Euclidean distances; EMD between receptive fields is not)",
+    )
+    _check(
+        a.label_null.n_permutations >= 0,
+        "analysis.label_null.n_permutations",
+        a.label_null.n_permutations,
+        "an integer >= 0 (0 = no label-permutation null)",
     )
     _check(a.mosaic_units >= 1, "analysis.mosaic_units", a.mosaic_units, "an integer >= 1")
     nl = a.null
@@ -319,9 +344,7 @@ def _validate_analysis(c: ExperimentConfig) -> None:
     _check(
         a.communities.resolution > 0, "analysis.communities.resolution", a.communities.resolution, "a float > 0"
     )
-    _check(
-        0 < a.rich_club_quantile < 1, "analysis.rich_club_quantile", a.rich_club_quantile, "a float in (0, 1)"
-    )
+    _check(0 < a.rich_club_quantile < 1, "analysis.rich_club_quantile", a.rich_club_quantile, "a float in (0, 1)")
     _check(a.ais.n_chains >= 1, "analysis.ais.n_chains", a.ais.n_chains, "an integer >= 1")
     _check(a.ais.n_betas >= 2, "analysis.ais.n_betas", a.ais.n_betas, "an integer >= 2")
     _check(a.samples.n >= 0, "analysis.samples.n", a.samples.n, "an integer >= 0 (0 = no samples figure)")

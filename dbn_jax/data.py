@@ -93,6 +93,16 @@ class Dataset:
                     f"y_{split} {y.shape} are not (n, features) and (n,) with the same n"
                 )
 
+    def digest(self) -> str:
+        """SHA-256 (first 16 hex digits) of the images and labels as loaded, train then test: the same images
+        give the same digest whatever file or container they came from."""
+        h = hashlib.sha256()
+        for a in (self.x_train, self.y_train, self.x_test, self.y_test):
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()[:16]
+
 
 IMAGE_ROWS = 28
 IMAGE_COLS = 28
