@@ -289,7 +289,10 @@ class ClusterCallback:
                 f"{' | '.join(SIDES)}"
             )
         if self.linkage not in METHODS:
-            raise ValueError(f"invalid linkage: {self.linkage!r}; allowed: {' | '.join(METHODS)}")
+            raise ValueError(
+                f"invalid linkage: {self.linkage!r}; allowed: {' | '.join(METHODS)} (ward, centroid and median "
+                "assume Euclidean distances; EMD between receptive fields is not)"
+            )
         n_perm = self.label_null["n_permutations"]
         if isinstance(n_perm, bool) or not isinstance(n_perm, int) or n_perm < 0:
             raise ValueError(

@@ -61,6 +61,11 @@ def _compose(overrides: list[str]):
         (["analysis.cluster_layers=[0]"], "analysis.cluster_layers"),
         (["analysis.emd.method=fast"], "analysis.emd.method"),
         (["analysis.emd.metric=chebyshev"], "analysis.emd.metric"),
+        (["analysis.linkage=ward"], "analysis.linkage"),
+        (["analysis.cluster_sides=[out,up]"], "analysis.cluster_sides"),
+        (["analysis.cluster_sides=[]"], "analysis.cluster_sides"),
+        (["analysis.cluster_sides=[in,in]"], "analysis.cluster_sides"),
+        (["analysis.label_null.n_permutations=-1"], "analysis.label_null.n_permutations"),
         (["analysis.every_n_epochs=-1"], "analysis.every_n_epochs"),
         (["tracking.flush_seconds=-1"], "tracking.flush_seconds"),
         (["tracking.writer_nice=20"], "tracking.writer_nice"),
@@ -192,15 +197,26 @@ def test_smoke_run_is_logged_to_mlflow(smoke_run):
         "graph/h1/mean_degree",
         "graph/all/assortativity",
         "graph/threshold/w1",
-        "clusters/h1/pearson_k_s",
-        "clusters/h2/pearson_k_knn",
+        "clusters/h1/out/pearson_k_s",
+        "clusters/h1/out/pearson_k_s/perm_z",
+        "clusters/h1/out/pearson_k_s/perm_p",
+        "clusters/h1/out/pearson_k_s_weighted",
+        "clusters/h2/in/pearson_k_knn",
+        "clusters/h2/total/pearson_s_knn/perm_p",
+        "structure/h2/out/pearson_k_s",
         "clusters/h1/n_clusters",
+        "clusters/h1/largest_fraction",
+        "clusters/h2/n_singletons",
+        "graph/kept_fraction/w1",
+        "graph/kept_fraction/w3",
+        "graph/scope_global/kept_fraction/w2",
+        "graph/scope_layer/kept_fraction/w2",
     ):
         assert key in m, key
     assert m["clusters/h1/n_clusters"] == 20
     # Learning dynamics: the cheap statistics are metric histories over the epochs.
     assert [x.step for x in client.get_metric_history(run.info.run_id, "weights/w1/skewness")] == [0, 2]
-    assert [x.step for x in client.get_metric_history(run.info.run_id, "graph/w3/density")] == [0, 2]
+    assert [x.step for x in client.get_metric_history(run.info.run_id, "graph/per_matrix/w3/kept_fraction")] == [0, 2]
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
     assert {
         "figures/structure_vs_function.png",

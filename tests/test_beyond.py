@@ -111,14 +111,15 @@ def test_callback_logs_every_statistic_with_null_z_scores():
         "graph/all/assortativity/null_z",
         "graph/all/assortativity/null_z_shuffle",
         "graph/h1/mean_knn/null_z",
-        "clusters/h1/pearson_k_knn/null_z",
-        "clusters/h1/pearson_k_s/null_z_shuffle",
+        "clusters/h1/out/pearson_k_knn/null_z",
+        "clusters/h1/total/pearson_k_knn/null_z",
+        "clusters/h1/in/pearson_k_s/null_z_shuffle",
         "communities/thresholded/modularity/null_z",
         "bipartite/v_h1/clustering/null_z",
     ):
         assert key in m and math.isfinite(m[key]), key
     # the rewiring null keeps the degrees: the strength-based Pearson is not tested against it
-    assert "clusters/h1/pearson_k_s/null_z" not in m
+    assert "clusters/h1/out/pearson_k_s/null_z" not in m
     assert -1 <= m["graph/all/assortativity"] <= 1 and m["quality/h1/test_log_likelihood"] < 0
     figures = {"figures/singular_values.png", "figures/rich_club.png", "figures/top_rbm_samples.png"}
     assert set(out.figures) == figures
@@ -184,7 +185,7 @@ def test_analysis_beyond_end_to_end_logs_every_statistic(cli, tmp_path):
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     m = run.data.metrics
     for key in ("communities/h1/nmi", "communities/abs_w/modularity", "quality/h1/test_log_likelihood",
-                "graph/all/assortativity/null_z", "clusters/h1/pearson_k_s/null_z_shuffle", "kcore/h3/max_core",
+                "graph/all/assortativity/null_z", "clusters/h1/out/pearson_k_s/null_z_shuffle", "kcore/h3/max_core",
                 "spectra/w2/alpha", "bipartite/v_h1/clustering", "richclub/all/rho"):  # fmt: skip
         assert key in m, key
     assert "communities/h2/nmi" not in m  # h2 was not clustered

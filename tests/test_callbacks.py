@@ -10,7 +10,13 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from analysis.callbacks import AnalysisResult, ClusterCallback, GraphCallback, WeightStatsCallback
+from analysis.callbacks import (
+    AnalysisResult,
+    CallbackContext,
+    ClusterCallback,
+    GraphCallback,
+    WeightStatsCallback,
+)
 from analysis.tracking import NullTracker
 from dbn_jax.train import EpochEnd, LayerEnd, TrainEnd, TrainSettings, train_dbn
 
@@ -68,7 +74,9 @@ def test_graph_callback(events):
     t = _run(GraphCallback(threshold=thr, every_n_epochs=1), events)
     final = {k: v[-1][1] for k, v in t.metrics.items()}
     for key in (
-        "graph/w2/density",
+        "graph/per_matrix/w2/kept_fraction",
+        "graph/kept_fraction/w3",
+        "graph/scope_layer/kept_fraction/w1",
         "graph/h1/mean_degree",
         "graph/h3/mean_knn",
         "graph/all/assortativity",
@@ -88,20 +96,54 @@ def test_graph_callback(events):
 
 def test_cluster_callback(events):
     cb = ClusterCallback(n_clusters=4, cluster_layers=[1, 2, 3], emd={"method": "sliced", "n_projections": 32},
-                         threshold={"sign": "positive", "density": 0.3}, mosaic_units=16)  # fmt: skip
+                         threshold={"sign": "positive", "density": 0.3}, mosaic_units=16,
+                         label_null={"n_permutations": 200})  # fmt: skip
     t = _run(cb, events, every=0)
     final = {k: v[-1][1] for k, v in t.metrics.items()}
     for layer in ("h1", "h2", "h3"):
         assert final[f"clusters/{layer}/n_clusters"] == 4
-        for k in ("pearson_k_s", "pearson_k_s_p", "pearson_k_knn", "pearson_k_knn_p"):
-            assert f"clusters/{layer}/{k}" in final
+        sides = ("out", "in", "total") if layer != "h3" else ("in",)  # the top layer has only in
+        for side in ("out", "in", "total"):
+            for k in ("pearson_k_s", "pearson_k_s_p", "pearson_k_knn_weighted", "pearson_s_knn/perm_z",
+                      "pearson_k_s/perm_p", "pearson_k_s_weighted/perm_p"):  # fmt: skip
+                assert (f"clusters/{layer}/{side}/{k}" in final) == (side in sides), (layer, side, k)
+            assert (f"structure/{layer}/{side}/pearson_k_knn" in final) == (side in sides)
+        for side in sides:
+            p = final[f"clusters/{layer}/{side}/pearson_k_s/perm_p"]
+            assert 1 / 201 <= p <= 1
         table = t.tables[f"tables/clusters_{layer}.csv"]
         assert table["size"].sum() == {"h1": 24, "h2": 16, "h3": 20}[layer]
+        assert {f"mean_strength_{s}" for s in sides} <= set(table)
+        sizes = table["size"]
+        assert final[f"clusters/{layer}/largest_fraction"] == sizes.max() / sizes.sum()
+        assert final[f"clusters/{layer}/n_singletons"] == np.sum(sizes == 1)
         d = t.arrays[f"arrays/emd_{layer}.npz"]["distances"]
         assert d.shape[0] == d.shape[1] and np.allclose(d, d.T) and np.all(np.diag(d) == 0)
         for fig in ("receptive_fields", "dendrogram", "emd_matrix"):
             assert f"figures/{fig}_{layer}.png" in t.figures
     assert "figures/structure_vs_function.png" in t.figures
+
+
+def test_cluster_callback_options(events):
+    end = events[-1]
+    base = {"n_clusters": 4, "cluster_layers": [1], "emd": {"method": "sliced", "n_projections": 16}}
+    off = ClusterCallback(**base, cluster_sides=["total"], label_null={"n_permutations": 0})(end).metrics
+    assert not any(k.endswith(("/perm_z", "/perm_p")) for k in off)
+    assert {k.split("/")[2] for k in off if k.startswith("clusters/h1/") and k.count("/") >= 3} == {"total"}
+    # the label null is seeded from the run's seed (context) and reproducible
+    a = ClusterCallback(**base, label_null={"n_permutations": 50})(end, CallbackContext(AnalysisResult(), seed=3))
+    b = ClusterCallback(**base, label_null={"n_permutations": 50})(end, CallbackContext(AnalysisResult(), seed=3))
+    c = ClusterCallback(**base, label_null={"n_permutations": 50})(end, CallbackContext(AnalysisResult(), seed=4))
+    key = "clusters/h1/out/pearson_k_s/perm_mean"
+    assert a.metrics[key] == b.metrics[key] != c.metrics[key]
+    single = ClusterCallback(**base, linkage="single")(end).tables["tables/cluster_labels_h1.csv"]["cluster"]
+    assert single.shape == (24,)
+    with pytest.raises(ValueError, match="linkage.*ward"):
+        ClusterCallback(linkage="ward")
+    with pytest.raises(ValueError, match="cluster_sides"):
+        ClusterCallback(cluster_sides=["up"])
+    with pytest.raises(ValueError, match="n_permutations"):
+        ClusterCallback(label_null={"n_permutations": -1})
 
 
 def test_callbacks_ignore_layer_end(events):

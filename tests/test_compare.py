@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
@@ -38,8 +38,8 @@ FINALS = {
     ],
 }
 COMMON = {
-    "clusters/h1/pearson_k_s": 0.5,
-    "clusters/h1/pearson_k_s_p": 0.01,
+    "clusters/h1/out/pearson_k_s": 0.5,
+    "clusters/h1/out/pearson_k_s_p": 0.01,
     "train/h9/other": 7.0,  # not a headline metric
 }
 
@@ -129,8 +129,8 @@ def test_exit_code_and_stdout_table(result) -> None:
     assert cells[1:5] == ["2", "1", f"{_ci(1.0):.4g}", "3"]
     assert cells[5:9] == ["6", "2", f"{_ci(2.0):.4g}", "3"]
     # headline filter: pearson shown, its p-value and non-headline metrics not (without --all-metrics)
-    assert "`clusters/h1/pearson_k_s`" in text
-    assert "`clusters/h1/pearson_k_s_p`" not in text and "`train/h9/other`" not in text
+    assert "`clusters/h1/out/pearson_k_s`" in text
+    assert "`clusters/h1/out/pearson_k_s_p`" not in text and "`train/h9/other`" not in text
     assert "Paper vs measured" in text
 
 
@@ -148,7 +148,7 @@ def test_summary_csv(result) -> None:
     assert float(r["ci95"]) == pytest.approx(T2 * 2 / math.sqrt(3))
     # all metrics are in the CSV, including non-headline ones and the final recon error (step 3)
     assert ("train.cd_steps=1", "train/h9/other") in by
-    assert ("train.cd_steps=1", "clusters/h1/pearson_k_s_p") in by
+    assert ("train.cd_steps=1", "clusters/h1/out/pearson_k_s_p") in by
     r = by[("train.cd_steps=3", "train/h1/recon_error")]
     assert float(r["mean"]) == pytest.approx((1 / 3) / 3 + 0.01)
     # identical values: sd 0, ci 0
@@ -161,17 +161,18 @@ def test_paper_claims(result) -> None:
     by = {(r["group"], r["metric"]): r for r in rows}
     a1 = by[("train.cd_steps=1", "weights/w1/mean_shift")]
     assert a1["verdict"] == "holds" and float(a1["mean"]) == pytest.approx(-0.25)
-    assert by[("train.cd_steps=3", "weights/w1/mean_shift")]["verdict"] == "does not hold"
+    assert by[("train.cd_steps=3", "weights/w1/mean_shift")]["verdict"] == "contradicted"
     assert by[("train.cd_steps=1", "strength/v/out/frac_negative")]["verdict"] == "holds"
-    assert by[("train.cd_steps=3", "strength/v/out/frac_negative")]["verdict"] == "does not hold"
-    # missing metric -> inconclusive, n 0
+    assert by[("train.cd_steps=3", "strength/v/out/frac_negative")]["verdict"] == "contradicted"
+    # missing metric -> not measured, n 0
     w3 = by[("train.cd_steps=1", "weights/w3/mean_shift")]
-    assert (w3["verdict"], w3["n"]) == ("inconclusive", "0")
-    # constant r = 0.5 -> sd 0 -> CI inside (-0.95, 0.95): not proportional
-    f1 = by[("train.cd_steps=1", "clusters/h1/pearson_k_s")]
-    assert (f1["verdict"], f1["paper"]) == ("holds", "0.56")
+    assert (w3["verdict"], w3["n"]) == ("not measured", "0")
+    # constant r = 0.5 -> CI [0.5, 0.5]: the paper's sign, but not its value 0.56 -> inconclusive
+    f1 = by[("train.cd_steps=1", "clusters/h1/out/pearson_k_s")]
+    assert (f1["verdict"], f1["paper"]) == ("inconclusive", "0.56")
+    assert f1["null"] == "label permutation: not measured"
     md = (result["out"] / "summary.md").read_text()
-    assert "Paper vs measured" in md and "**does not hold**" in md
+    assert "Paper vs measured" in md and "**contradicted**" in md
     assert "`train/h9/other`" in md  # summary.md has every metric
 
 
@@ -280,15 +281,15 @@ def test_summarize() -> None:
     ("estimate", "half_width", "low", "high", "expected"),
     [
         (-0.2, 0.1, -math.inf, 0.0, "holds"),  # CI [-0.3, -0.1] < 0
-        (0.2, 0.1, -math.inf, 0.0, "does not hold"),
+        (0.2, 0.1, -math.inf, 0.0, "contradicted"),
         (-0.05, 0.1, -math.inf, 0.0, "inconclusive"),  # spans 0
         (0.95, 0.02, 0.9, math.inf, "holds"),
-        (0.5, 0.1, 0.9, math.inf, "does not hold"),
+        (0.5, 0.1, 0.9, math.inf, "contradicted"),
         (10.0, 2.0, 5.0, 20.0, "holds"),
         (19.0, 2.0, 5.0, 20.0, "inconclusive"),
-        (30.0, 2.0, 5.0, 20.0, "does not hold"),
-        (2.0, 1.0, 5.0, 20.0, "does not hold"),
-        (0.99, 0.01, -0.95, 0.95, "does not hold"),
+        (30.0, 2.0, 5.0, 20.0, "contradicted"),
+        (2.0, 1.0, 5.0, 20.0, "contradicted"),
+        (0.99, 0.01, -0.95, 0.95, "contradicted"),
         (-1.0, 0.2, -0.95, 0.95, "inconclusive"),
         (1.0, float("nan"), -math.inf, 0.0, "inconclusive"),  # n < 2
     ],
@@ -297,14 +298,75 @@ def test_verdict_interval(estimate, half_width, low, high, expected) -> None:
     assert C.verdict_interval(estimate, half_width, low, high) == expected
 
 
-def test_verdict_includes_and_combine() -> None:
-    assert C.verdict_includes(0.1, 0.2) == "holds"
-    assert C.verdict_includes(-0.5, 0.2) == "does not hold"
-    assert C.verdict_includes(0.1, float("nan")) == "inconclusive"
+def test_combine_verdicts() -> None:
     assert C.combine_verdicts(["holds", "holds"]) == "holds"
     assert C.combine_verdicts(["holds", "inconclusive"]) == "inconclusive"
-    assert C.combine_verdicts(["inconclusive", "does not hold"]) == "does not hold"
-    assert C.combine_verdicts([]) == "inconclusive"
+    assert C.combine_verdicts(["inconclusive", "contradicted"]) == "contradicted"
+    assert C.combine_verdicts(["holds", "not measured"]) == "holds"
+    assert C.combine_verdicts([]) == C.combine_verdicts(["not measured"]) == "not measured"
+
+
+@pytest.mark.parametrize(
+    ("estimate", "half_width", "paper", "expected"),
+    [
+        (0.5, 0.1, 0.56, "holds"),  # sign matches, 0.56 in [0.4, 0.6]
+        (0.9, 0.05, 0.87, "holds"),
+        (-0.7, 0.1, -0.72, "holds"),
+        (0.44, 0.11, -0.72, "contradicted"),  # CI [0.33, 0.55] excludes 0 on the positive side
+        (-0.3, 0.1, 0.56, "contradicted"),
+        (0.95, 0.02, 0.56, "inconclusive"),  # right sign, value far outside the CI
+        (0.05, 0.1, 0.56, "inconclusive"),  # CI spans 0, paper value outside
+        (-0.05, 0.7, 0.56, "inconclusive"),  # CI contains 0.56 but the estimate has the other sign
+        (0.5, float("nan"), 0.56, "inconclusive"),  # one run
+    ],
+)
+def test_verdict_value(estimate, half_width, paper, expected) -> None:
+    assert C.verdict_value(estimate, half_width, paper) == expected
+
+
+def _row(rows, claim, metric):
+    return next(r for r in rows if r["claim"] == claim and r["metric"] == metric)
+
+
+def test_claim_rules_every_outcome_from_synthetic_runs() -> None:
+    base = {"weights/w1/mean_shift": -0.04, "weights/w2/mean_shift": -0.01, "weights/w3/mean_shift": -0.02,
+            "weights/w1/skewness": 1.5, "weights/w2/skewness": 1.3, "weights/w3/skewness": 1.0,
+            "weights/w1/initial_skewness": 0.0, "weights/w2/initial_skewness": 0.01,
+            "weights/w3/initial_skewness": -0.01, "weights/w1/skewness_shift": 1.5,
+            "weights/w2/skewness_shift": 1.29, "weights/w3/skewness_shift": 1.01,
+            "strength/h3/in/max": 18.0, "strength/h2/out/max": 40.0,
+            "clusters/h1/out/pearson_k_knn": 0.05, "clusters/h2/out/pearson_k_knn": -0.7,
+            "clusters/h2/in/pearson_k_knn": -0.5,
+            "clusters/h1/out/pearson_k_s": 0.55, "clusters/h2/out/pearson_k_s": 0.44}  # fmt: skip
+    runs = []
+    for i, d in enumerate((-1.0, 0.0, 1.0)):
+        m = {k: v * (1 + 0.02 * d) for k, v in base.items()}
+        m["clusters/h2/out/pearson_k_knn/null_z"] = 0.5 * d + 0.1 * i  # as the degree sequence gives
+        m["clusters/h1/out/pearson_k_s/perm_z"] = 6.0 + 0.5 * d  # the EMD partition matters
+        m["clusters/h1/out/pearson_k_s/perm_mean"] = 0.3
+        runs.append(m)
+    rows = C.evaluate_claims({"g": runs})
+    assert _row(rows, "(a)", "weights/w2/mean_shift")["verdict"] == "holds"
+    relative = next(r for r in rows if r["statement"].startswith("the shift is clear"))
+    assert relative["verdict"] == "holds" and relative["mean"] == pytest.approx(0.01, rel=0.05)
+    skew_rel = next(r for r in rows if r["statement"].startswith("layer 2 is the closest"))
+    assert skew_rel["verdict"] == "contradicted"  # |skew W2| = 1.3 > |skew W3| = 1.0
+    assert _row(rows, "(b)", "|weights/w2/skewness|")["verdict"] == "contradicted"  # 1.3 > 0.5
+    assert _row(rows, "(d)", "strength/h3/in/max")["verdict"] == "holds"
+    assert _row(rows, "(d)", "strength/h2/out/max")["verdict"] == "contradicted"
+    e1, e2 = _row(rows, "(e)", "clusters/h1/out/pearson_k_knn"), _row(rows, "(e)", "clusters/h2/out/pearson_k_knn")
+    assert e1["verdict"] == "holds" and e2["verdict"] == "contradicted"
+    assert e1["null"] == "degree-preserving rewiring: not measured"
+    assert "**explained by the degree sequence**" in e2["null"]
+    assert e2["other_sides"].startswith("in: -0.5")
+    f1, f2 = _row(rows, "(f)", "clusters/h1/out/pearson_k_s"), _row(rows, "(f)", "clusters/h2/out/pearson_k_s")
+    assert (f1["verdict"], f2["verdict"]) == ("holds", "contradicted")
+    assert "**the EMD partition matters**" in f1["null"] and "null r = 0.3" in f1["null"]
+    f3 = _row(rows, "(f)", "clusters/h3/in/pearson_k_s")  # the top layer has only in
+    assert (f3["verdict"], f3["n"], f3["null"]) == ("not measured", 0, "")
+    assert _row(rows, "(c)", "strength/v/out/frac_negative")["verdict"] == "not measured"
+    one = C.evaluate_claims({"g": runs[:1]})
+    assert _row(one, "(f)", "clusters/h1/out/pearson_k_s")["verdict"] == "inconclusive"  # no CI from 1 run
 
 
 def test_group_runs_and_headline() -> None:
@@ -328,26 +390,16 @@ def test_group_runs_and_headline() -> None:
     derived[0]["callbacks"] = "[{'other': 1}]"
     assert C.group_runs(derived)[1] == ["callbacks", "cd", "q"]
     assert C.is_headline("weights/w2/skewness") and C.is_headline("graph/all/assortativity")
-    assert C.is_headline("clusters/h2/pearson_k_knn") and not C.is_headline("clusters/h2/pearson_k_knn_p")
+    assert C.is_headline("clusters/h2/out/pearson_k_knn") and not C.is_headline("clusters/h2/in/pearson_k_knn_p")
+    assert C.is_headline("clusters/h1/total/pearson_k_s/perm_p") and C.is_headline("graph/kept_fraction/w3")
     assert not C.is_headline("weights/w2/sd") and not C.is_headline("graph/h1/mean_degree")
-
-
-def test_claims_paired_skewness() -> None:
-    runs = [
-        {"weights/w1/skewness_shift": -1.0, "weights/w2/skewness_shift": 0.1, "weights/w3/skewness_shift": 0.8},
-        {"weights/w1/skewness_shift": -1.2, "weights/w2/skewness_shift": -0.1, "weights/w3/skewness_shift": 0.9},
-        {"weights/w1/skewness_shift": -1.1, "weights/w2/skewness_shift": 0.0, "weights/w3/skewness_shift": 1.0},
-    ]
-    rows = [r for r in C.evaluate_claims({"g": runs}) if r["claim"] == "(a')"]
-    assert [r["verdict"] for r in rows] == ["holds", "holds"]
-    assert rows[0]["mean"] == pytest.approx(1.1 - 0.2 / 3)
 
 
 # ------------------------------------------------------------------------------------------------ the report
 
 
 def test_z_verdict() -> None:
-    from analysis.report import ABOVE, AS_NULL, BELOW, z_verdict
+    from analysis.compare import ABOVE, AS_NULL, BELOW, z_verdict
 
     assert z_verdict(C.summarize([5.0, 6.0, 7.0])) == ABOVE
     assert z_verdict(C.summarize([-5.0, -6.0, -7.0])) == BELOW
@@ -362,7 +414,9 @@ def test_report_markdown_and_html_with_null_verdicts_logged_to_parent(tmp_path, 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     exp = client.create_experiment("rep", artifact_location=(tmp_path / "artifacts").as_uri())
-    parent = client.create_run(exp, run_name="sweep").info.run_id
+    parent = client.create_run(
+        exp, run_name="sweep", tags={"command": "dbn-experiment -m dataset=idx seed=0,1,2"}
+    ).info.run_id
     for seed, (z_assort, z_knn) in enumerate([(5.0, 0.1), (6.0, -0.2), (7.0, 0.3)]):
         rid = client.create_run(exp, run_name=f"s{seed}", tags={"mlflow.parentRunId": parent}).info.run_id
         metrics = {
@@ -375,7 +429,9 @@ def test_report_markdown_and_html_with_null_verdicts_logged_to_parent(tmp_path, 
             "quality/h1/test_log_likelihood": -100.0 - seed,
         }
         client.log_batch(rid, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
-                         params=[Param("seed", str(seed))])  # fmt: skip
+                         params=[Param("seed", str(seed)), Param("dataset.name", "idx"),
+                                 Param("analysis.emd.method", "pooled")],
+                         tags=[RunTag("dataset_digest", "abc123"), RunTag("dataset_n_train", "60000")])  # fmt: skip
         fig = Figure()
         fig.add_subplot().plot([0, 1], [0, 1])
         client.log_figure(rid, fig, "figures/rich_club.png")
@@ -385,7 +441,11 @@ def test_report_markdown_and_html_with_null_verdicts_logged_to_parent(tmp_path, 
                    "--report", str(report)])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     md = (report / "report.md").read_text()
-    assert md.startswith("# Reproduction report: rep")
+    assert md.startswith("# Reproduction report: rep\n\n## Data and settings")
+    assert "| data set | idx / – |" in md and "| EMD method | pooled |" in md and "| seeds | 0, 1, 2 |" in md
+    assert "abc123" in md and "| n_train / n_test | 60000 / – |" in md
+    assert "dbn-experiment -m dataset=idx seed=0,1,2\ndbn-compare --experiment rep" in md
+    assert "not measured (left out of the counts)" in md
     assert "How to read a z-score" in md and "## Paper vs measured" in md
     row = next(line for line in md.splitlines() if "`graph/all/assortativity`" in line and "rewiring" in line)
     assert "**above the null**" in row and f"{6.0:.4g} ± " in row

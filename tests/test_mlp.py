@@ -96,7 +96,7 @@ def test_analyze_weights_takes_any_array_stack():
         assert again.keys() == ref.keys()
         for k, v in ref.items():
             assert again[k] == pytest.approx(v, rel=1e-4, abs=1e-6), k  # JAX holds float32
-    for key in ("weights/w1/mean", "weights/w1/mean_shift", "graph/all/assortativity", "clusters/h2/pearson_k_s"):
+    for key in ("weights/w1/mean", "weights/w1/mean_shift", "graph/all/assortativity", "clusters/h2/out/pearson_k_s"):
         assert key in ref
     default = analyze_weights(ws[1:])  # not images: no EMD clusters by default
     assert "graph/all/assortativity" in default.metrics
@@ -137,6 +137,6 @@ def test_mlp_run_end_to_end(cli, tmp_path):
     assert run.data.params["model.kind"] == "mlp"
     history = client.get_metric_history(run.info.run_id, "train/mlp/test_accuracy")
     assert sorted(m.step for m in history) == [0, 1, 2]
-    for key in ("train/mlp/loss", "graph/all/assortativity", "clusters/h1/pearson_k_s", "readout/h3/accuracy"):
+    for key in ("train/mlp/loss", "graph/all/assortativity", "clusters/h1/out/pearson_k_s", "readout/h3/accuracy"):
         assert key in run.data.metrics, key
     assert [layer.w.shape for layer in load_dbn(tmp_path / "out" / "model")] == [(784, 64), (64, 32), (32, 64)]
