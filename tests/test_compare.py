@@ -431,7 +431,8 @@ def test_report_markdown_and_html_with_null_verdicts_logged_to_parent(tmp_path, 
         client.log_batch(rid, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()],
                          params=[Param("seed", str(seed)), Param("dataset.name", "idx"),
                                  Param("analysis.emd.method", "pooled")],
-                         tags=[RunTag("dataset_digest", "abc123"), RunTag("dataset_n_train", "60000")])  # fmt: skip
+                         tags=[RunTag("dataset_digest", "abc123"),
+                               RunTag("dataset_n_train", "60000")])  # fmt: skip
         fig = Figure()
         fig.add_subplot().plot([0, 1], [0, 1])
         client.log_figure(rid, fig, "figures/rich_club.png")

@@ -96,7 +96,8 @@ def test_analyze_weights_takes_any_array_stack():
         assert again.keys() == ref.keys()
         for k, v in ref.items():
             assert again[k] == pytest.approx(v, rel=1e-4, abs=1e-6), k  # JAX holds float32
-    for key in ("weights/w1/mean", "weights/w1/mean_shift", "graph/all/assortativity", "clusters/h2/out/pearson_k_s"):
+    for key in ("weights/w1/mean", "weights/w1/mean_shift", "graph/all/assortativity",
+                "clusters/h2/out/pearson_k_s"):
         assert key in ref
     default = analyze_weights(ws[1:])  # not images: no EMD clusters by default
     assert "graph/all/assortativity" in default.metrics

@@ -151,7 +151,8 @@ def test_stats_validation():
 
 def test_weighted_pearson_known_answer():
     table = {"size": np.array([1, 1, 2, 4]), "mean_degree": np.array([1.0, 2.0, 3.0, 5.0]),
-             "mean_strength": np.array([1.0, 3.0, 2.0, 4.0]), "mean_knn": np.array([2.0, 1.0, np.nan, 0.0])}  # fmt: skip
+             "mean_strength": np.array([1.0, 3.0, 2.0, 4.0]),
+             "mean_knn": np.array([2.0, 1.0, np.nan, 0.0])}  # fmt: skip
     out = structure_function_stats(table)
     c = np.cov(table["mean_degree"], table["mean_strength"], aweights=table["size"])
     assert out["pearson_k_s_weighted"] == pytest.approx(c[0, 1] / np.sqrt(c[0, 0] * c[1, 1]), rel=1e-12)
