@@ -186,7 +186,8 @@ def test_analysis_beyond_end_to_end_logs_every_statistic(cli, tmp_path):
     m = run.data.metrics
     for key in ("communities/h1/nmi", "communities/abs_w/modularity", "quality/h1/test_log_likelihood",
                 "graph/all/assortativity/null_z", "clusters/h1/out/pearson_k_s/null_z_shuffle",
-                "kcore/h3/max_core", "spectra/w2/alpha", "bipartite/v_h1/clustering", "richclub/all/rho"):  # fmt: skip
+                "kcore/h3/max_core", "spectra/w2/alpha", "bipartite/v_h1/clustering",
+                "richclub/all/rho"):  # fmt: skip
         assert key in m, key
     assert "communities/h2/nmi" not in m  # h2 was not clustered
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
