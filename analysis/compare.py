@@ -73,7 +73,7 @@ _HEADLINE = (
     re.compile(r"^graph/all/"),
     re.compile(r"^graph/kept_fraction/"),
     re.compile(r"^clusters/[^/]+/(largest_fraction|n_singletons)$"),
-    re.compile(r"^clusters/[^/]+/[^/]+/pearson_[a-z]+_[a-z]+(/perm_p)?$"),
+    re.compile(r"^clusters/[^/]+/out/pearson_[a-z]+_[a-z]+(/perm_p)?$"),
 )
 
 

@@ -10,7 +10,10 @@ Measures, in one run:
    ratio (target >= 1.8) and the largest relative difference.
 2. ``pooled``: all pairs of 500 fields, seconds (target <= 30).
 3. ``pooled`` against ``exact`` on 200 fields: Spearman correlation of the condensed distances (target >= 0.999)
-   and adjusted Rand index of the 20-cluster average-linkage partitions (target >= 0.95).
+   and adjusted Rand index of the 20-cluster average-linkage partitions (reported, no target: the partition itself
+   flips under 0.1% distance noise, see the ARI-vs-noise rows; whether the approximation changes the *answer* is
+   measured by ``bench_emd_structure.py``: cluster-level correlations from pooled vs exact partitions against
+   their seed-to-seed sd).
 4. ``sliced``: all pairs of 3,000 fields, seconds (target <= 30), and its Spearman correlation with ``exact`` on
    the 200 fields of (3).
 
@@ -66,7 +69,6 @@ TARGETS = {
     "exact_speedup": (">=", 1.8),
     "pooled_seconds": ("<=", 30.0),
     "pooled_spearman": (">=", 0.999),
-    "pooled_ari": (">=", 0.95),
     "sliced_seconds": ("<=", 30.0),
 }
 
@@ -268,7 +270,7 @@ def table(report: dict) -> str:
         ("pooled: all pairs, s (wall)", res["pooled_seconds"], "pooled_seconds", f"{res['pooled_pairs']} pairs"),
         ("pooled: all pairs, s (proj.)", res["pooled_seconds_projected"], None, proj),
         ("pooled vs exact: Spearman", res["pooled_spearman"], "pooled_spearman", f"{res['compare_pairs']} pairs"),
-        ("pooled vs exact: ARI (20 clusters)", res["pooled_ari"], "pooled_ari", "average linkage"),
+        ("pooled vs exact: ARI (20 clusters)", res["pooled_ari"], None, "average linkage; no target"),
         ("pooled vs exact: max rel diff", res["pooled_max_rel_diff"], None, ""),
         ("pooled vs exact: rel. spread (sd)", res["pooled_rel_spread"], None, ""),
         *[

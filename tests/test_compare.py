@@ -391,7 +391,8 @@ def test_group_runs_and_headline() -> None:
     assert C.group_runs(derived)[1] == ["callbacks", "cd", "q"]
     assert C.is_headline("weights/w2/skewness") and C.is_headline("graph/all/assortativity")
     assert C.is_headline("clusters/h2/out/pearson_k_knn") and not C.is_headline("clusters/h2/in/pearson_k_knn_p")
-    assert C.is_headline("clusters/h1/total/pearson_k_s/perm_p") and C.is_headline("graph/kept_fraction/w3")
+    assert C.is_headline("clusters/h1/out/pearson_k_s/perm_p") and C.is_headline("graph/kept_fraction/w3")
+    assert not C.is_headline("clusters/h1/total/pearson_k_s")
     assert not C.is_headline("weights/w2/sd") and not C.is_headline("graph/h1/mean_degree")
 
 
