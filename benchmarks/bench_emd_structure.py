@@ -18,13 +18,12 @@ being the slow part (~5 ms per 784-bin pair).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import machine_info
+from common import machine_info, write_results
 
 from analysis import clustering as C
 from analysis import emd as E
@@ -151,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_emd_structure.json"))
     args = p.parse_args(argv)
     report = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(table(report))
-    print(f"wrote {args.out}")
+    write_results(args.out, report, table(report))
     return 0 if report["n_pass"] == report["n_rows"] else 1
 
 

@@ -38,3 +38,15 @@ def time_epochs(epoch: Callable[..., Any], state: Any, x: jax.Array, root: jax.A
         jax.block_until_ready(epoch(state, jax.random.fold_in(root, r), x))
         times.append(time.perf_counter() - t)
     return first, compile_and_first, times
+
+
+def write_results(path: Any, report: dict, table: str) -> None:
+    """Write a benchmark's JSON to ``path`` (folders created) and print its table and where it went."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(table)
+    print(f"wrote {path}")

@@ -1,4 +1,4 @@
-"""The report pipeline end to end on the paper's own data: a 2-seed smoke sweep over full MNIST, then the report."""
+"""The report pipeline end to end on the paper's own data: a 2-seed smoke sweep over full MNIST, its report."""
 
 from __future__ import annotations
 
