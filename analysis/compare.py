@@ -313,11 +313,11 @@ def _claims() -> list[Claim]:
         lambda m, c: verdict_interval(m, c, low=0.9),
     ))  # fmt: skip
     for key, reading in (
-        ("strength/h3/in/max", "top layer's in-strength"),
-        ("strength/h2/out/max", "h2's out-strength (to the top)"),
+        ("strength/h3/in/max", "the top layer's in-strength"),
+        ("strength/h2/out/max", "h2's out-strength, its weights to the top layer"),
     ):
         out.append(Claim(
-            "(d)", f"top-layer strength reaches about 10 (read as the {reading})", key, "~10",
+            "(d)", f"top-layer strength reaches about 10 (read as {reading})", key, "~10",
             "CI in [5, 20] (within a factor 2) holds; CI outside contradicted", _metric(key),
             lambda m, c: verdict_interval(m, c, low=5.0, high=20.0),
         ))  # fmt: skip
@@ -876,6 +876,7 @@ def describe_runs(runs: Sequence[Any]) -> list[tuple[str, str]]:
             source = "tags" if key.startswith("tag:") else "params"
             name = key.removeprefix("tag:")
             values = [getattr(r.data, source).get(name, "–") for r in runs]
+            values = ["–" if v in ("None", "null") else v for v in values]
             distinct = sorted(set(values), key=_natural)
             per_key.append(", ".join(distinct))
         rows.append((what, " / ".join(per_key)))
