@@ -65,7 +65,7 @@ def seed_sd(uri: str, parent: str, keys: list[str]) -> tuple[dict[str, float], i
 def distances(fields: np.ndarray, method: str, cache: Path | None, tag: str, n_jobs: int | None) -> tuple:
     path = cache / f"{tag}_{method}.npy" if cache else None
     if path is not None and path.is_file():
-        return np.load(path), 0.0
+        return np.load(path, allow_pickle=False), 0.0
     t = time.perf_counter()
     d = E.pairwise_emd(fields, method=method, n_jobs=n_jobs)
     seconds = time.perf_counter() - t
