@@ -909,6 +909,7 @@ def _report(
             pass
     commands = [c for c in commands if c] or sorted({r.data.tags.get("command", "") for r in runs} - {""})
     settings = describe_runs(runs)
+    report_command = shlex.join(["dbn-compare", *(getattr(args, "argv", None) or [])])
     with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
         run_figures = {}
         for name in RUN_FIGURES:
@@ -929,7 +930,7 @@ def _report(
             run_figures=run_figures,
             example_run=example,
             settings=settings,
-            commands={"sweep": commands, "report": ["dbn-compare " + shlex.join(args.argv or [])]},
+            commands={"sweep": commands, "report": [report_command]},
         )
 
 
