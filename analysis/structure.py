@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from analysis import graph as G
 from analysis.clustering import check_labels
 
 __all__ = [
@@ -224,29 +225,18 @@ def unit_structure(
         raise ValueError(
             f"invalid side: {side!r} for unit layer {layer}; allowed: {' | '.join(layer_sides(layer, n_mat))}"
         )
-    if side == "total":
-        parts = [unit_structure(weights, masks, layer, s) for s in ("out", "in") if s in layer_sides(layer, n_mat)]
-        k = sum(p["degree"] for p in parts)
-        s = sum(p["strength"] for p in parts)
-        # neighbours' total degree: the out-neighbours' total degree is their in + out degree
-        nb_sum = np.zeros(k.shape[0])
-        if layer < n_mat:
-            m = np.asarray(masks[layer], dtype=np.float64)
-            k_next = m.sum(axis=0) + (np.count_nonzero(masks[layer + 1], axis=1) if layer + 1 < n_mat else 0)
-            nb_sum += m @ k_next
-        if layer > 0:
-            m = np.asarray(masks[layer - 1], dtype=np.float64)
-            k_prev = m.sum(axis=1) + (np.count_nonzero(masks[layer - 2], axis=0) if layer >= 2 else 0)
-            nb_sum += k_prev @ m
+    if side == "total":  # the whole graph: the degrees, k_nn and strengths analysis.graph already defines
+        degs = G.degrees(masks)
+        knn = G.neighbour_degrees(masks, degs)[layer]
+        return {"degree": degs[layer], "strength": G.strengths(weights)[layer]["total"], "knn": knn}
+    if side == "out":
+        m, w = np.asarray(masks[layer], dtype=np.float64), np.asarray(weights[layer], dtype=np.float64)
+        k, s = m.sum(axis=1), w.sum(axis=1)
+        nb_sum = m @ m.sum(axis=0)
     else:
-        if side == "out":
-            m, w = np.asarray(masks[layer], dtype=np.float64), np.asarray(weights[layer], dtype=np.float64)
-            k, s = m.sum(axis=1), w.sum(axis=1)
-            nb_sum = m @ m.sum(axis=0)
-        else:
-            m, w = np.asarray(masks[layer - 1], dtype=np.float64), np.asarray(weights[layer - 1], dtype=np.float64)
-            k, s = m.sum(axis=0), w.sum(axis=0)
-            nb_sum = m.sum(axis=1) @ m
+        m, w = np.asarray(masks[layer - 1], dtype=np.float64), np.asarray(weights[layer - 1], dtype=np.float64)
+        k, s = m.sum(axis=0), w.sum(axis=0)
+        nb_sum = m.sum(axis=1) @ m
     k = np.asarray(np.rint(k), dtype=np.int64)
     knn = np.full(k.shape[0], np.nan)
     np.divide(nb_sum, k, out=knn, where=k > 0)
