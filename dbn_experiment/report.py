@@ -2,8 +2,8 @@
 twin (figures embedded), saying for each claim of the paper whether it holds on the measured runs, and which
 beyond-the-paper statistics differ from their null models.
 
-Built from what :mod:`analysis.compare` already computed (per-group summaries, claim rows) and from the figures
-of the comparison and of one run of the sweep; no access to the store here.
+Built from what :mod:`dbn_experiment.compare` already computed (per-group summaries, claim rows) and from the
+figures of the comparison and of one run of the sweep; no access to the store here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.compare import (
+from dbn_experiment.verdicts import (
     ABOVE,
     AS_NULL,
     BELOW,
@@ -185,11 +185,12 @@ def write_report(
         summary: group -> metric -> :class:`Stats`.
         groups: the groups in display order.
         finals: group -> final metrics of each run.
-        claims: the rows of :func:`analysis.compare.evaluate_claims`.
+        claims: the rows of :func:`dbn_experiment.verdicts.evaluate_claims`.
         comparison_figures: PNG files of the comparison (copied into the report).
         run_figures: artifact name -> local PNG of one run of the sweep (copied as ``run_<name>``).
         example_run: that run's id (for the caption).
-        settings: ``(what, value)`` rows of the runs' data and settings (:func:`analysis.compare.describe_runs`).
+        settings: ``(what, value)`` rows of the runs' data and settings
+            (:func:`dbn_experiment.compare.describe_runs`).
         commands: ``{"sweep": [...], "report": [...]}``: the command lines that made the runs and this report.
     """
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,3 @@
+from dbn_experiment.app import main
+
+main()

@@ -1,3 +1,0 @@
-from dbn_jax.app import main
-
-main()
