@@ -1,5 +1,6 @@
 """Beyond the paper, for every run: null-model z-scores, structural communities, rich club, k-cores, bipartite
-clustering, spectra, model quality and samples of the top RBM.
+clustering and spectra of the weight matrices (the model's own quality, e.g. the likelihood and the fantasies of
+a DBN, is the model package's business).
 
 Fast array versions of two graph measures live here (both checked against networkx in the tests):
 
@@ -23,7 +24,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["BeyondPaperCallback", "bipartite_clustering_masks", "rich_club_masks", "top_rbm_samples"]
+from analysis.events import TrainEnd
+
+__all__ = ["BeyondPaperCallback", "bipartite_clustering_masks", "rich_club_masks"]
 
 
 # ------------------------------------------------------------------------------------------ array graph measures
@@ -93,40 +96,6 @@ def _louvain_masks(masks: Sequence[np.ndarray], seed: int, resolution: float) ->
     return C.louvain(G.to_networkx([m.astype(np.float64) for m in masks], masks), None, seed, resolution)
 
 
-# ---------------------------------------------------------------------------------------------- model quality
-
-
-def top_rbm_samples(key: Any, layers: Sequence[Any], n: int = 64, gibbs_steps: int = 1000) -> np.ndarray:
-    """Fantasies of the DBN: ``n`` Gibbs chains of the top RBM started from random binary states, run for
-    ``gibbs_steps`` full steps, then propagated down to the pixels with each lower layer's visible
-    probabilities (Hinton, Osindero & Teh 2006). Returns ``(n, n_visible)`` pixel probabilities (float64)."""
-    import jax
-    import jax.numpy as jnp
-
-    from dbn_jax.rbm import bernoulli, hidden_probs, visible_probs
-
-    top = layers[-1]
-    k0, k1 = jax.random.split(key)
-    v0 = bernoulli(k0, jnp.full((n, top.w.shape[0]), 0.5, jnp.float32))
-
-    @jax.jit
-    def chain(v, k):
-        def step(v, kk):
-            ka, kb = jax.random.split(kk)
-            h = bernoulli(ka, hidden_probs(top, v))
-            return bernoulli(kb, visible_probs(top, h)), None
-
-        k_steps, k_last = jax.random.split(k)
-        v, _ = jax.lax.scan(step, v, jax.random.split(k_steps, gibbs_steps))
-        h = bernoulli(k_last, hidden_probs(top, v))
-        return visible_probs(top, h)
-
-    x = chain(v0, k1)
-    for params in reversed(layers[:-1]):
-        x = visible_probs(params, x)
-    return np.asarray(x, dtype=np.float64)
-
-
 # ---------------------------------------------------------------------------------------------------- callback
 
 
@@ -138,9 +107,11 @@ class BeyondPaperCallback:
 
     * ``communities/thresholded/{modularity,n_communities}`` — seeded Louvain on the thresholded graph;
       ``communities/abs_w/{modularity,n_communities}`` on the full graph weighted by ``|w|``
-      (``abs_weights: false`` skips it: ~1.6 M edges in networkx); ``communities/<h>/{nmi,ari}`` — agreement of
-      the structural communities of the units of ``<h>`` with their EMD clusters (needs the clustering callback
-      before this one).
+      (``abs_weights: false`` skips it: ~1.6 M edges in networkx); ``communities/<h>/{nmi,ari}`` (and
+      ``.../abs_w_{nmi,ari}``) — agreement of the structural communities of the units of ``<h>`` with their EMD
+      clusters, read from ``context.results.labels["<h>"]`` (what :class:`~analysis.callbacks.ClusterCallback`
+      produced at the same event: :func:`~analysis.callbacks.dispatch` runs it first, this callback having
+      ``order = 1``); without labels, none of these.
     * ``richclub/all/phi`` — ``φ(k*)`` at ``k*`` = the ``rich_club_quantile`` of the degrees
       (``richclub/all/k``), ``richclub/all/rho`` = ``φ(k*) / mean φ_null(k*)`` under rewiring, and the curve
       ``ρ(k)`` as a figure.
@@ -148,46 +119,46 @@ class BeyondPaperCallback:
     * ``spectra/w<l>/{alpha,alpha_std_err,xmin,n_tail,ks_distance,top_singular_value}`` — power-law fit of the
       tail of the singular values (trained; the same with ``initial_`` in front for the initial weights) and the
       figure of both spectra.
-    * ``quality/h1/{log_z,log_z_std_err,test_log_likelihood}`` — AIS estimate of the layer-1 RBM (needs the
-      data: the app passes them), and ``figures/top_rbm_samples.png`` (both only for a DBN, not for
-      ``model.kind=mlp``, whose layers are no RBMs).
     * ``<metric>/null_z`` (rewiring) and ``<metric>/null_z_shuffle`` (weight shuffle) for
-      ``graph/all/assortativity``, ``graph/<L>/mean_knn``, ``clusters/<h>/<side>/pearson_*``, ``richclub/all/phi``,
-      ``bipartite/*/clustering`` and ``communities/thresholded/modularity`` (unless ``null.modularity`` is off);
-      also ``<metric>/null_mean`` and ``<metric>/null_std`` (rewiring).
+      ``graph/all/assortativity``, ``graph/<L>/mean_knn``, ``clusters/<h>/<side>/pearson_*`` (with the EMD
+      labels), ``richclub/all/phi``, ``bipartite/*/clustering`` and ``communities/thresholded/modularity``
+      (unless ``null.modularity`` is off); also ``<metric>/null_mean`` and ``<metric>/null_std`` (rewiring).
+    * the observed values of the z-scored statistics, except those a callback before it already produced at this
+      event (same definitions).
 
-    Every random choice (null samples, Louvain, AIS, fantasies) derives from ``seed``; ``None`` (the default)
-    takes the run's seed from the callback context, and 0 without one.
+    Every random choice (null samples, Louvain) derives from ``seed``; ``None`` (the default) takes the run's
+    seed from the callback context, and 0 without one.
     """
 
     threshold: Any = None
     null: Any = None
     communities: Any = None
     rich_club_quantile: float = 0.9
-    ais: Any = None
-    samples: Any = None
     cluster_sides: Any = ("out", "in", "total")
     seed: int | None = None
     every_n_epochs: int = 0
     wants_context: ClassVar[bool] = True
+    order: ClassVar[int] = 1  # after ClusterCallback (order 0), whose EMD labels it reads
     _null: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from analysis.callbacks import _threshold
+        from analysis.callbacks import _is_int, _require, _threshold
 
         self.threshold = _threshold(self.threshold or {"sign": "positive", "quantile": 0.9})
-        self.null = {"n_samples": 20, "kinds": ["rewire", "shuffle"], "n_jobs": 1, "modularity": True,
+        self.null = {"n_samples": 20, "kinds": ["rewire", "shuffle"], "n_jobs": -1, "modularity": True,
                      **dict(self.null or {})}  # fmt: skip
         self.communities = {"resolution": 1.0, "abs_weights": True, **dict(self.communities or {})}
-        self.ais = {"enabled": True, "n_chains": 100, "n_betas": 2000, **dict(self.ais or {})}
-        self.samples = {"n": 64, "gibbs_steps": 1000, **dict(self.samples or {})}
-        if int(self.null["n_samples"]) < 2:
-            raise ValueError(f"invalid null.n_samples: {self.null['n_samples']!r}; allowed: an integer >= 2")
-        bad = [k for k in self.null["kinds"] if k not in ("rewire", "shuffle")]
-        if bad:
-            raise ValueError(f"invalid null.kinds: {bad}; allowed: rewire, shuffle")
-        if not 0.0 < float(self.rich_club_quantile) < 1.0:
-            raise ValueError(f"invalid rich_club_quantile: {self.rich_club_quantile!r}; allowed: 0 < q < 1")
+        nl, kinds = self.null, ("rewire", "shuffle")
+        _require(_is_int(nl["n_samples"]) and nl["n_samples"] >= 2, "null.n_samples", nl["n_samples"],
+                 "an integer >= 2")  # fmt: skip
+        _require(bool(nl["kinds"]) and all(k in kinds for k in nl["kinds"]), "null.kinds", nl["kinds"],
+                 "a non-empty list of " + " | ".join(kinds))  # fmt: skip
+        _require(_is_int(nl["n_jobs"]) and (nl["n_jobs"] >= 1 or nl["n_jobs"] == -1), "null.n_jobs", nl["n_jobs"],
+                 "-1 (all cores) or an integer >= 1")  # fmt: skip
+        res = self.communities["resolution"]
+        _require(isinstance(res, int | float) and res > 0, "communities.resolution", res, "a float > 0")
+        q = self.rich_club_quantile
+        _require(isinstance(q, int | float) and 0.0 < q < 1.0, "rich_club_quantile", q, "a float in (0, 1)")
 
     # ------------------------------------------------------------------------------------------------ stats
     def _stats(
@@ -228,19 +199,19 @@ class BeyondPaperCallback:
         return out
 
     def __call__(self, event: Any, context: Any = None) -> Any:
-        if type(event).__name__ != "TrainEnd":
+        if not isinstance(event, TrainEnd):
             return None
         from analysis import communities as C
         from analysis import figures as F
         from analysis import graph as G
         from analysis import nullmodels as N
         from analysis import spectra as SP
-        from analysis.callbacks import AnalysisResult, _weights
+        from analysis.callbacks import AnalysisResult, _matrices
 
         # the seed of every random choice here: ``seed`` if given, else the run's seed (from the context)
         seed = int(self.seed if self.seed is not None else getattr(context, "seed", None) or 0)
-        weights = _weights(event.layers)
-        initial = _weights(event.initial) if event.initial else []
+        weights = _matrices(event.weights)
+        initial = _matrices(event.initial) if event.initial else []
         masks, _ = G.threshold_masks(weights, self.threshold)
         degs = G.degrees(masks)
         # the thresholded graph in networkx, built once (Louvain ignores the weights, k-cores too)
@@ -248,13 +219,9 @@ class BeyondPaperCallback:
         out = AnalysisResult()
         m = out.metrics
 
-        # EMD cluster labels from the clustering callback of this event, if it ran before this one
-        labels: dict[int, np.ndarray] = {}
+        # EMD cluster labels from the clustering callback of this event (it runs before this one)
         previous = getattr(context, "results", None)
-        for layer in range(1, len(weights) + 1):
-            table = (previous.tables if previous is not None else {}).get(f"tables/cluster_labels_h{layer}.csv")
-            if table is not None:
-                labels[layer] = np.asarray(table["cluster"], dtype=np.int64)
+        labels = _labels(previous, weights)
 
         # communities
         resolution = float(self.communities["resolution"])
@@ -339,46 +306,23 @@ class BeyondPaperCallback:
         if rho_curve:
             out.figures["figures/rich_club.png"] = F.plot_rich_club(rho_curve, k_star)
 
-        # model quality: AIS of the layer-1 RBM, fantasies of the top RBM (only when the layers are RBMs)
-        dataset = getattr(context, "dataset", None)
-        rbms = getattr(context, "model_kind", "dbn") == "dbn"
-        if self.ais["enabled"] and dataset is not None and rbms:
-            m.update(self._ais(event.layers[0], dataset, seed))
-        if int(self.samples["n"]) > 0 and rbms:
-            import jax
-
-            images = top_rbm_samples(
-                jax.random.key(seed), event.layers, int(self.samples["n"]), int(self.samples["gibbs_steps"])
-            )
-            side = int(round(math.sqrt(images.shape[1])))
-            if side * side == images.shape[1]:
-                out.figures["figures/top_rbm_samples.png"] = F.plot_samples(
-                    images.reshape(-1, side, side),
-                    f"samples of the top RBM ({self.samples['gibbs_steps']} Gibbs steps), propagated down",
-                )
         out.metrics = {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
         return out
 
-    def _ais(self, params: Any, dataset: Any, seed: int) -> dict[str, float]:
-        import jax
 
-        from dbn_jax import ais as A
-
-        x_train = np.asarray(dataset.x_train, np.float32)
-        x_test = np.asarray(dataset.x_test, np.float32)
-        # a binary RBM's likelihood is defined for binary images: binarise gray levels by one Bernoulli draw
-        rng = np.random.default_rng(seed)
-        if not np.all((x_test == 0) | (x_test == 1)):
-            x_test = (rng.random(x_test.shape, dtype=np.float32) < x_test).astype(np.float32)
-        res = A.ais_log_partition(
-            jax.random.key(seed),
-            params,
-            n_chains=int(self.ais["n_chains"]),
-            n_betas=int(self.ais["n_betas"]),
-            base_b_vis=A.base_rate_biases(x_train),
-        )
-        return {
-            "quality/h1/log_z": res.log_z,
-            "quality/h1/log_z_std_err": res.log_z_std_err,
-            "quality/h1/test_log_likelihood": A.test_log_likelihood(params, x_test, res.log_z),
-        }
+def _labels(results: Any, weights: Sequence[np.ndarray]) -> dict[int, np.ndarray]:
+    """``{layer: EMD cluster label of each unit}`` from ``results.labels["h<layer>"]`` (hidden layers only)."""
+    found = getattr(results, "labels", None) or {}
+    out: dict[int, np.ndarray] = {}
+    for layer in range(1, len(weights) + 1):
+        lab = found.get(f"h{layer}")
+        if lab is None:
+            continue
+        lab = np.asarray(lab, dtype=np.int64)
+        if lab.shape != (weights[layer - 1].shape[1],):
+            raise ValueError(
+                f"invalid labels['h{layer}']: shape {lab.shape}; allowed: one label per unit of h{layer} "
+                f"({weights[layer - 1].shape[1]},)"
+            )
+        out[layer] = lab
+    return out

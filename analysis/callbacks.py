@@ -1,13 +1,21 @@
-"""Analysis callbacks: a training event in, an :class:`AnalysisResult` out; the app hands it to the tracker."""
+"""Analysis callbacks: an :mod:`analysis.events` event in, an :class:`AnalysisResult` out.
+
+:func:`dispatch` runs the callbacks due at an event (:func:`due`) in their declared order and yields what each
+produced (the caller logs it); :func:`analyze_weights` runs them once on any stack of weight matrices.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+
+from analysis.events import EpochEnd, TrainEnd
 
 
 class LazyFiles(dict):
@@ -44,6 +52,8 @@ class AnalysisResult:
         files: artifact paths to raw bytes (e.g. ``graph/thresholded.graphml.gz``), or to a zero-argument callable
             returning them (:class:`LazyFiles`: reading ``files[path]`` gives the bytes; the MLflow tracker calls
             it on its writer, so the job does not wait for the serialisation).
+        labels: in memory only, for the callbacks after this one (not logged: the tracker ignores it): unit
+            labels per layer, e.g. the EMD cluster of every unit of ``h1`` under ``"h1"`` (int array).
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
@@ -51,39 +61,37 @@ class AnalysisResult:
     tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     files: LazyFiles = field(default_factory=LazyFiles)
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
 
     def update(self, other: AnalysisResult) -> AnalysisResult:
+        """Merge ``other`` into this result (its entries win) and return this result."""
         self.metrics.update(other.metrics)
         self.figures.update(other.figures)
         self.tables.update(other.tables)
         self.arrays.update(other.arrays)
         self.files.update(other.files)
+        self.labels.update(other.labels)
         return self
 
 
 @dataclass
 class CallbackContext:
-    """What the app hands to a callback that declares ``wants_context = True`` (called ``cb(event, context)``).
+    """What :func:`dispatch` hands to a callback that declares ``wants_context = True`` (``cb(event, context)``).
 
     Attributes:
-        results: everything the callbacks before it produced at this event (merged), e.g. the EMD cluster labels.
-        dataset: the run's data (``x_train``, ``y_train``, ``x_test``, ``y_test``).
+        results: everything the callbacks before it produced at this event (merged), e.g. the EMD cluster labels
+            in ``results.labels``.
+        dataset: the run's data (``x_train``, ``y_train``, ``x_test``, ``y_test``), or ``None``.
         seed: the run's seed.
-        model_kind: ``"dbn"`` (stacked RBMs) or ``"mlp"`` (the supervised baseline: its layers are no RBMs).
     """
 
     results: AnalysisResult
     dataset: Any = None
     seed: int = 0
-    model_kind: str = "dbn"
 
 
-def _np(params: Any) -> np.ndarray:
-    return np.asarray(params.w, dtype=np.float64)
-
-
-def _weights(layers: Any) -> list[np.ndarray]:
-    return [_np(p) for p in layers]
+def _matrices(weights: Any) -> list[np.ndarray]:
+    return [np.asarray(w, dtype=np.float64) for w in weights]
 
 
 @dataclass
@@ -102,15 +110,19 @@ class WeightStatsCallback:
     bins: int = 100
     _at_last_epoch: dict = field(default_factory=dict, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        _require(_is_int(self.every_n_epochs) and self.every_n_epochs >= 0, "every_n_epochs", self.every_n_epochs,
+                 "an integer >= 0 (0 = at the end only)")  # fmt: skip
+        _require(_is_int(self.bins) and self.bins >= 1, "bins", self.bins, "an integer >= 1")
+
     def __call__(self, event: Any) -> AnalysisResult | None:
         from analysis import distributions as D
         from analysis import figures as F
         from analysis import graph as G
 
-        kind = type(event).__name__
-        if kind == "EpochEnd":
+        if isinstance(event, EpochEnd):
             l = event.layer  # noqa: E741 - layer index, as in the paper
-            w = _np(event.params)
+            w = np.asarray(event.weights, dtype=np.float64)
             stats = {f"weights/w{l}/{k}": v for k, v in D.distribution_stats(w).items() if k != "n"}
             lower, upper = ("v" if l == 1 else f"h{l - 1}"), f"h{l}"
             for side, layer, x in (("out", lower, w.sum(axis=1)), ("in", upper, w.sum(axis=0))):
@@ -119,9 +131,9 @@ class WeightStatsCallback:
             if event.epoch == event.n_epochs:
                 self._at_last_epoch.update(stats)
             return AnalysisResult(metrics=stats)
-        if kind != "TrainEnd":
+        if not isinstance(event, TrainEnd):
             return None
-        trained, initial = _weights(event.layers), _weights(event.initial)
+        trained, initial = _matrices(event.weights), _matrices(event.initial)
         out = AnalysisResult()
         final = D.weight_stats(trained)
         out.metrics.update({f"weights/{k}": v for k, v in final.items()})
@@ -163,6 +175,17 @@ def _strength_panels(per_layer: list[dict[str, np.ndarray]]) -> dict[str, np.nda
             if side != "total"}  # fmt: skip
 
 
+def _require(ok: bool, name: str, value: Any, allowed: str) -> None:
+    """Raise ``ValueError("invalid <name>: <value>; allowed: <allowed>")`` unless ``ok`` (the app reports it under
+    the config key that set ``name``)."""
+    if not ok:
+        raise ValueError(f"invalid {name}: {value!r}; allowed: {allowed}")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
+
+
 def _threshold(spec: Any) -> Any:
     from analysis.graph import Threshold
 
@@ -198,15 +221,16 @@ class GraphCallback:
 
     def __post_init__(self) -> None:
         self.threshold = _threshold(self.threshold or {"sign": "positive", "quantile": 0.9})
+        _require(_is_int(self.every_n_epochs) and self.every_n_epochs >= 0, "every_n_epochs", self.every_n_epochs,
+                 "an integer >= 0 (0 = at the end only)")  # fmt: skip
 
     def __call__(self, event: Any) -> AnalysisResult | None:
         from analysis import figures as F
         from analysis import graph as G
 
-        kind = type(event).__name__
-        if kind == "EpochEnd":
+        if isinstance(event, EpochEnd):
             l = event.layer  # noqa: E741
-            w = _np(event.params)
+            w = np.asarray(event.weights, dtype=np.float64)
             (mask,), (theta,) = G.threshold_masks([w], self.threshold)
             n_edges = int(mask.sum())
             return AnalysisResult(metrics={
@@ -215,9 +239,9 @@ class GraphCallback:
                 f"graph/per_matrix/w{l}/mean_degree": 2.0 * n_edges / sum(mask.shape),
                 f"graph/per_matrix/w{l}/assortativity": G.degree_assortativity([mask]),
             })  # fmt: skip
-        if kind != "TrainEnd":
+        if not isinstance(event, TrainEnd):
             return None
-        weights = _weights(event.layers)
+        weights = _matrices(event.weights)
         masks, thetas = G.threshold_masks(weights, self.threshold)
         degs = G.degrees(masks)
         knn = G.neighbour_degrees(masks, degs)
@@ -255,7 +279,9 @@ class ClusterCallback:
     r(s̄, k̄_nn): ``clusters/h<l>/<side>/pearson_*`` with p-values (``..._p``) and size-weighted twins
     (``..._weighted``); the same correlations across units (``structure/h<l>/<side>/pearson_*``); and with
     ``label_null.n_permutations > 0`` the label-permutation null of every cluster-level r
-    (``.../perm_mean``, ``/perm_z``, ``/perm_p``), seeded from the run's seed and the layer.
+    (``.../perm_mean``, ``/perm_z``, ``/perm_p``), seeded from the run's seed and the layer. The EMD cluster of
+    every unit also goes, in memory only, to ``AnalysisResult.labels["h<l>"]`` for the callbacks after it (e.g.
+    :class:`~analysis.beyond.BeyondPaperCallback`); it is logged as the table ``tables/cluster_labels_h<l>.csv``.
     """
 
     n_clusters: int = 20
@@ -271,6 +297,7 @@ class ClusterCallback:
     wants_context: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
+        from analysis import emd as E
         from analysis.clustering import METHODS
         from analysis.structure import SIDES
 
@@ -294,13 +321,44 @@ class ClusterCallback:
                 "assume Euclidean distances; EMD between receptive fields is not)"
             )
         n_perm = self.label_null["n_permutations"]
-        if isinstance(n_perm, bool) or not isinstance(n_perm, int) or n_perm < 0:
-            raise ValueError(
-                f"invalid label_null.n_permutations: {n_perm!r}; allowed: an integer >= 0 (0 = no null)"
-            )
+        _require(
+            _is_int(n_perm) and n_perm >= 0, "label_null.n_permutations", n_perm, "an integer >= 0 (0 = no null)"
+        )
+        _require(
+            _is_int(self.n_clusters) and self.n_clusters >= 2, "n_clusters", self.n_clusters, "an integer >= 2"
+        )
+        layers_ok = bool(self.cluster_layers) and min(self.cluster_layers) >= 1
+        _require(layers_ok, "cluster_layers", self.cluster_layers, "a non-empty list of hidden layers >= 1")
+        _require(
+            _is_int(self.mosaic_units) and self.mosaic_units >= 1,
+            "mosaic_units",
+            self.mosaic_units,
+            "an integer >= 1",
+        )
+        e = self.emd
+        unknown = sorted(set(e) - {"method", "metric", "n_jobs", "n_projections"})
+        _require(
+            not unknown, f"emd.{unknown[0] if unknown else ''}", None, "method, metric, n_jobs, n_projections"
+        )
+        _require(e.get("method", "pooled") in E.METHODS, "emd.method", e.get("method"), " | ".join(E.METHODS))
+        _require(e.get("metric", "euclidean") in E.METRICS, "emd.metric", e.get("metric"), " | ".join(E.METRICS))
+        n_jobs = e.get("n_jobs")
+        jobs_ok = n_jobs is None or (_is_int(n_jobs) and (n_jobs >= 1 or n_jobs == -1))
+        _require(jobs_ok, "emd.n_jobs", n_jobs, "null (all cores), -1 or an integer >= 1")
+        n_proj = e.get("n_projections", 64)
+        _require(_is_int(n_proj) and n_proj >= 1, "emd.n_projections", n_proj, "an integer >= 1")
+
+    def check_network(self, sizes: Sequence[int]) -> None:
+        """Check ``cluster_layers`` and ``n_clusters`` against the layer sizes (``sizes[0]`` the input layer)."""
+        n_hidden = len(sizes) - 1
+        for layer in self.cluster_layers:
+            allowed = f"hidden layers in [1, {n_hidden}] (the network has {n_hidden})"
+            _require(layer <= n_hidden, "cluster_layers", self.cluster_layers, allowed)
+            allowed = f"an integer in [2, {sizes[layer]}] (the {sizes[layer]} units of clustered layer h{layer})"
+            _require(self.n_clusters <= sizes[layer], "n_clusters", self.n_clusters, allowed)
 
     def __call__(self, event: Any, context: Any = None) -> AnalysisResult | None:
-        if type(event).__name__ != "TrainEnd":
+        if not isinstance(event, TrainEnd):
             return None
         from analysis import clustering as C
         from analysis import emd as E
@@ -310,7 +368,7 @@ class ClusterCallback:
         from analysis import structure as S
 
         seed = int(self.seed if self.seed is not None else getattr(context, "seed", None) or 0)
-        weights = _weights(event.layers)
+        weights = _matrices(event.weights)
         masks, _ = G.threshold_masks(weights, self.threshold)
         n_perm = int(self.label_null["n_permutations"])
         method = self.emd.get("method", "pooled")
@@ -349,6 +407,7 @@ class ClusterCallback:
                 "unit": np.arange(len(cl.labels)),
                 "cluster": cl.labels,
             }
+            out.labels[name] = np.asarray(cl.labels, dtype=np.int64)
             out.arrays[f"arrays/emd_{name}.npz"] = {"distances": dist, "labels": cl.labels, "medoids": cl.medoids}
             out.figures[f"figures/receptive_fields_{name}.png"] = F.plot_receptive_field_mosaic(
                 fields, cl.labels, n=self.mosaic_units, title=f"{name} receptive fields by EMD cluster"
@@ -366,10 +425,64 @@ class ClusterCallback:
         return out
 
 
-def _as_layer(w: Any, i: int) -> Any:
-    """One weight matrix (numpy, JAX, PyTorch or anything array-like) as a layer with ``.w`` and zero biases."""
-    from dbn_jax.rbm import RBMParams
+# ---------------------------------------------------------------------------------------------------- scheduling
 
+
+def due(callback: Any, event: Any) -> bool:
+    """Whether ``event`` reaches ``callback``.
+
+    An :class:`~analysis.events.EpochEnd` reaches it every ``callback.every_n_epochs`` epochs: when
+    ``epoch % every_n_epochs == 0`` (so epoch 0, the initial weights, too) or at the layer's last epoch
+    (``epoch == n_epochs``); ``every_n_epochs`` 0 (or absent) means never on epochs. A
+    :class:`~analysis.events.LayerEnd` or :class:`~analysis.events.TrainEnd` (or any other event) reaches every
+    callback.
+    """
+    if not isinstance(event, EpochEnd):
+        return True
+    every = int(getattr(callback, "every_n_epochs", 0) or 0)
+    return every > 0 and (event.epoch % every == 0 or event.epoch == event.n_epochs)
+
+
+def dispatch(
+    callbacks: Mapping[str, Callable[..., AnalysisResult | None]],
+    event: Any,
+    *,
+    dataset: Any = None,
+    seed: int = 0,
+) -> Iterator[tuple[str, AnalysisResult, float]]:
+    """Run every callback :func:`due` at ``event``; yield ``(name, result, wall seconds)`` per result.
+
+    Order: the callbacks run in the order of ``callbacks``, stably sorted by their class attribute
+    ``order: ClassVar[int]`` (0 when absent): a callback that reads what another produced at the same event
+    declares a higher ``order`` than it (e.g. :class:`~analysis.beyond.BeyondPaperCallback`, order 1, reads the
+    EMD labels of :class:`ClusterCallback`, order 0), whatever their positions in ``callbacks``.
+
+    A callback with ``wants_context = True`` is called ``cb(event, CallbackContext(results, dataset, seed))``,
+    ``results`` being everything the callbacks before it returned at this event (merged); the others
+    ``cb(event)``. A callback returning ``None`` yields nothing. The generator merges each result into the
+    running ``results`` before yielding it, so the caller may log it and go on.
+    """
+    ranked = sorted(callbacks.items(), key=lambda item: int(getattr(item[1], "order", 0)))
+    so_far = AnalysisResult()
+    for name, cb in ranked:
+        if not due(cb, event):
+            continue
+        t0 = time.perf_counter()
+        if getattr(cb, "wants_context", False):
+            result = cb(event, CallbackContext(so_far, dataset, seed))
+        else:
+            result = cb(event)
+        seconds = time.perf_counter() - t0
+        if result is not None:
+            so_far.update(result)
+            yield name, result, seconds
+
+
+# -------------------------------------------------------------------------------------------- any weight stack
+
+
+def _as_matrix(w: Any, i: int) -> np.ndarray:
+    """One weight matrix (numpy, JAX, PyTorch or anything array-like) as a finite 2-d float64 numpy array."""
     if hasattr(w, "detach"):  # a PyTorch tensor (possibly on a GPU, possibly requiring grad)
         w = w.detach().cpu().numpy()
     a = np.asarray(w, dtype=np.float64)
@@ -377,7 +490,22 @@ def _as_layer(w: Any, i: int) -> Any:
         raise ValueError(f"invalid weights[{i}]: shape {a.shape}; allowed: a non-empty 2-d (n_in, n_out) matrix")
     if not np.all(np.isfinite(a)):
         raise ValueError(f"invalid weights[{i}]: NaN or inf; allowed: finite values")
-    return RBMParams(a, np.zeros(a.shape[0]), np.zeros(a.shape[1]))
+    return a
+
+
+def _named(callbacks: Any) -> dict[str, Any]:
+    """A mapping as is; a list named by class names (``GraphCallback``, then ``GraphCallback_2``, ...)."""
+    if isinstance(callbacks, Mapping):
+        return dict(callbacks)
+    out: dict[str, Any] = {}
+    for cb in callbacks:
+        base = name = type(cb).__name__
+        n = 1
+        while name in out:
+            n += 1
+            name = f"{base}_{n}"
+        out[name] = cb
+    return out
 
 
 def analyze_weights(weights: Any, initial: Any = None, callbacks: Any = None) -> AnalysisResult:
@@ -388,38 +516,34 @@ def analyze_weights(weights: Any, initial: Any = None, callbacks: Any = None) ->
             nested lists); a network with ``(out, in)`` matrices (e.g. ``torch.nn.Linear.weight``) passes their
             transposes.
         initial: the same stack before training (optional: enables "initial vs trained").
-        callbacks: the analyses to run (default: weight and strength statistics, the thresholded graph, and,
-            when the inputs are 28 x 28 images, the EMD clusters of h1 and h2); each gets the end-of-training
-            event, and those that declare ``wants_context`` get what the ones before them produced.
+        callbacks: the analyses to run, a list or a ``{name: callback}`` mapping (default: weight and strength
+            statistics, the thresholded graph, and, when the inputs are 28 x 28 images, the EMD clusters of h1
+            and h2); each gets one :class:`~analysis.events.TrainEnd` through :func:`dispatch` (so in their
+            declared ``order``), and those that declare ``wants_context`` get what the ones before them produced.
 
     Returns:
-        The merged :class:`AnalysisResult` (metrics, figures, tables, arrays, files), as the run logs it.
+        The merged :class:`AnalysisResult` (metrics, figures, tables, arrays, files, labels), as the run logs it.
 
     Raises:
         ValueError: an empty stack, a matrix that is not 2-d and finite, or consecutive shapes that do not chain.
     """
-    from dbn_jax.train import TrainEnd
-
-    layers = tuple(_as_layer(w, i) for i, w in enumerate(weights))
-    if not layers:
+    mats = tuple(_as_matrix(w, i) for i, w in enumerate(weights))
+    if not mats:
         raise ValueError("invalid weights: an empty stack; allowed: one or more (n_in, n_out) matrices")
-    for i in range(1, len(layers)):
-        if layers[i - 1].w.shape[1] != layers[i].w.shape[0]:
+    for i in range(1, len(mats)):
+        if mats[i - 1].shape[1] != mats[i].shape[0]:
             raise ValueError(
-                f"invalid weights[{i}]: shape {layers[i].w.shape} does not follow weights[{i - 1}] of shape "
-                f"{layers[i - 1].w.shape}; allowed: n_out of each matrix = n_in of the next"
+                f"invalid weights[{i}]: shape {mats[i].shape} does not follow weights[{i - 1}] of shape "
+                f"{mats[i - 1].shape}; allowed: n_out of each matrix = n_in of the next"
             )
-    init = tuple(_as_layer(w, i) for i, w in enumerate(initial)) if initial is not None else ()
-    if init and [p.w.shape for p in init] != [p.w.shape for p in layers]:
+    init = tuple(_as_matrix(w, i) for i, w in enumerate(initial)) if initial is not None else ()
+    if init and [w.shape for w in init] != [w.shape for w in mats]:
         raise ValueError("invalid initial: shapes differ from weights; allowed: the same stack before training")
     if callbacks is None:
         callbacks = [WeightStatsCallback(), GraphCallback()]
-        if layers[0].w.shape[0] == 28 * 28:
-            callbacks.append(ClusterCallback(cluster_layers=[x for x in (1, 2) if x <= len(layers)]))
-    event = TrainEnd(layers, init)
+        if mats[0].shape[0] == 28 * 28:
+            callbacks.append(ClusterCallback(cluster_layers=[x for x in (1, 2) if x <= len(mats)]))
     out = AnalysisResult()
-    for cb in callbacks:
-        result = cb(event, CallbackContext(results=out)) if getattr(cb, "wants_context", False) else cb(event)
-        if result is not None:
-            out.update(result)
+    for _, result, _ in dispatch(_named(callbacks), TrainEnd(mats, init)):
+        out.update(result)
     return out

@@ -1,20 +1,18 @@
-"""Beyond the paper: array graph measures against networkx, top-RBM fantasies, the callback end to end."""
+"""Beyond the paper: array graph measures against networkx, the callback on weight stacks and end to end."""
 
 from __future__ import annotations
 
 import math
 
-import jax
 import numpy as np
 import pytest
 from networkx.algorithms import bipartite
 
 from analysis import graph as G
 from analysis import spectra as SP
-from analysis.beyond import BeyondPaperCallback, bipartite_clustering_masks, rich_club_masks, top_rbm_samples
+from analysis.beyond import BeyondPaperCallback, bipartite_clustering_masks, rich_club_masks
 from analysis.callbacks import AnalysisResult, CallbackContext
-from dbn_jax.rbm import RBMParams
-from dbn_jax.train import TrainEnd
+from analysis.events import EpochEnd, LayerEnd, TrainEnd
 
 
 def _random_masks(rng: np.random.Generator, sizes: list[int], density: float) -> list[np.ndarray]:
@@ -49,47 +47,25 @@ def test_bipartite_clustering_matches_networkx(seed):
     assert SP.bipartite_clustering_per_layer(graph, "v", "h1") == pytest.approx(expected, rel=1e-12)
 
 
-def test_top_rbm_samples_are_pixel_probabilities_and_deterministic():
-    rng = np.random.default_rng(0)
-    layers = [
-        RBMParams(*(np.asarray(a, np.float32) for a in (rng.normal(0, 0.5, (16, 8)), np.zeros(16), np.zeros(8)))),
-        RBMParams(*(np.asarray(a, np.float32) for a in (rng.normal(0, 0.5, (8, 6)), np.zeros(8), np.zeros(6)))),
-    ]
-    a = top_rbm_samples(jax.random.key(3), layers, n=5, gibbs_steps=20)
-    b = top_rbm_samples(jax.random.key(3), layers, n=5, gibbs_steps=20)
-    assert a.shape == (5, 16) and np.all((a > 0) & (a < 1))
-    np.testing.assert_array_equal(a, b)
-
-
 class _Data:
     def __init__(self, rng: np.random.Generator):
         self.x_train = (rng.random((200, 36)) < 0.3).astype(np.float32)
-        self.x_test = rng.random((50, 36)).astype(np.float32)  # gray levels: binarised for the likelihood
+        self.x_test = rng.random((50, 36)).astype(np.float32)
 
 
-def _stack(rng: np.random.Generator, sizes: list[int], scale: float) -> tuple[RBMParams, ...]:
-    return tuple(
-        RBMParams(
-            np.asarray(rng.normal(0, scale, (a, b)), np.float32), np.zeros(a, np.float32), np.zeros(b, np.float32)
-        )
-        for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-    )
+def _stack(rng: np.random.Generator, sizes: list[int], scale: float) -> tuple[np.ndarray, ...]:
+    return tuple(rng.normal(0, scale, (a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
 
 
 def test_callback_logs_every_statistic_with_null_z_scores():
     rng = np.random.default_rng(0)
     sizes = [36, 24, 16, 30]
     trained, initial = _stack(rng, sizes, 1.0), _stack(rng, sizes, 0.1)
-    labels = {"cluster": np.arange(24) % 4}
-    context = CallbackContext(
-        results=AnalysisResult(tables={"tables/cluster_labels_h1.csv": labels}), dataset=_Data(rng), seed=0
-    )
-    cb = BeyondPaperCallback(
-        null={"n_samples": 6, "modularity": True},
-        ais={"n_chains": 20, "n_betas": 200},
-        samples={"n": 4, "gibbs_steps": 10},
-    )
-    assert cb(type("EpochEnd", (), {})(), context) is None  # only the end of training
+    context = CallbackContext(results=AnalysisResult(labels={"h1": np.arange(24) % 4}), dataset=_Data(rng), seed=0)
+    cb = BeyondPaperCallback(null={"n_samples": 6, "modularity": True})
+    assert cb.order == 1 and cb.wants_context  # after the clustering callback (order 0), whose labels it reads
+    assert cb(EpochEnd(1, 1, 1, trained[0]), context) is None  # only the end of training
+    assert cb(LayerEnd(1), context) is None
     out = cb(TrainEnd(trained, initial), context)
     m = out.metrics
     for key in (
@@ -105,9 +81,6 @@ def test_callback_logs_every_statistic_with_null_z_scores():
         "spectra/w1/alpha",
         "spectra/w1/alpha_std_err",
         "spectra/w3/initial_alpha",
-        "quality/h1/log_z",
-        "quality/h1/log_z_std_err",
-        "quality/h1/test_log_likelihood",
         "graph/all/assortativity/null_z",
         "graph/all/assortativity/null_z_shuffle",
         "graph/h1/mean_knn/null_z",
@@ -120,20 +93,19 @@ def test_callback_logs_every_statistic_with_null_z_scores():
         assert key in m and math.isfinite(m[key]), key
     # the rewiring null keeps the degrees: the strength-based Pearson is not tested against it
     assert "clusters/h1/out/pearson_k_s/null_z" not in m
-    assert -1 <= m["graph/all/assortativity"] <= 1 and m["quality/h1/test_log_likelihood"] < 0
-    figures = {"figures/singular_values.png", "figures/rich_club.png", "figures/top_rbm_samples.png"}
-    assert set(out.figures) == figures
+    assert -1 <= m["graph/all/assortativity"] <= 1
+    assert "communities/h2/nmi" not in m  # h2 has no labels
+    # the model's quality is not network science: no AIS, no fantasies, even with the data at hand
+    assert not any(k.startswith("quality/") for k in m)
+    assert set(out.figures) == {"figures/singular_values.png", "figures/rich_club.png"}
     again = cb(TrainEnd(trained, initial), context).metrics
     assert again == m  # seeded: same run, same numbers
     # the seed comes from the run (the context) unless given: seed 3 in the context == seed=3 explicitly
     context.seed = 3
     from_run = cb(TrainEnd(trained, initial), context).metrics
-    explicit = BeyondPaperCallback(
-        null={"n_samples": 6, "modularity": True},
-        ais={"n_chains": 20, "n_betas": 200},
-        samples={"n": 4, "gibbs_steps": 10},
-        seed=3,
-    )(TrainEnd(trained, initial), CallbackContext(results=context.results, dataset=context.dataset, seed=0))
+    explicit = BeyondPaperCallback(null={"n_samples": 6, "modularity": True}, seed=3)(
+        TrainEnd(trained, initial), CallbackContext(results=context.results, dataset=context.dataset, seed=0)
+    )
     assert from_run == explicit.metrics
     assert from_run["graph/all/assortativity/null_z"] != m["graph/all/assortativity/null_z"]
 
@@ -143,14 +115,12 @@ def test_null_z_detects_planted_structure():
     rng = np.random.default_rng(1)
     w = rng.normal(0, 0.1, (40, 40))
     w[:10, :10] += 3.0  # the ten most connected units of each side are connected among themselves
-    layers = (RBMParams(np.asarray(w, np.float32), np.zeros(40, np.float32), np.zeros(40, np.float32)),)
+    layers = (w,)
     cb = BeyondPaperCallback(
         threshold={"sign": "positive", "quantile": 0.85},
         rich_club_quantile=0.75,  # k* below the planted units' degrees: the rich club is the block
         null={"n_samples": 10, "kinds": ["rewire", "shuffle"]},
         communities={"abs_weights": False},
-        ais={"enabled": False},
-        samples={"n": 0},
     )
     m = cb(TrainEnd(layers, ()), CallbackContext(results=AnalysisResult())).metrics
     assert m["graph/all/assortativity/null_z_shuffle"] > 3  # weights shuffled: the block is gone
@@ -168,6 +138,13 @@ def test_null_z_detects_planted_structure():
 def test_callback_rejects_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BeyondPaperCallback(**kwargs)
+
+
+@pytest.mark.parametrize("removed", ["ais", "samples"])
+def test_callback_has_no_model_quality_options(removed):
+    """AIS and the top-RBM fantasies moved to dbn_jax.quality: the network callback no longer takes them."""
+    with pytest.raises(TypeError, match=removed):
+        BeyondPaperCallback(**{removed: {}})
 
 
 @pytest.mark.slow  # ~25 s through the CLI; CI runs the slow tests too
@@ -194,12 +171,23 @@ def test_analysis_beyond_end_to_end_logs_every_statistic(cli, tmp_path):
     assert {"figures/rich_club.png", "figures/singular_values.png", "figures/top_rbm_samples.png"} <= figures
 
 
-def test_no_rbm_quality_for_the_supervised_baseline():
-    """An MLP's layers are no RBMs: no AIS likelihood, no fantasies (the network statistics stay)."""
+def _small(**kw) -> BeyondPaperCallback:
+    return BeyondPaperCallback(null={"n_samples": 3}, communities={"abs_weights": False}, **kw)
+
+
+def test_callback_reads_the_labels_from_the_context_only():
+    """The EMD labels come from ``context.results.labels``; the logged label table is not read back."""
     rng = np.random.default_rng(2)
-    layers = _stack(rng, [36, 24, 16], 1.0)
-    cb = BeyondPaperCallback(null={"n_samples": 3}, communities={"abs_weights": False}, samples={"n": 4})
-    out = cb(TrainEnd(layers, ()), CallbackContext(AnalysisResult(), _Data(rng), 0, "mlp"))
-    assert "graph/all/assortativity/null_z" in out.metrics and "spectra/w1/alpha" in out.metrics
-    assert not any(k.startswith("quality/") for k in out.metrics)
-    assert "figures/top_rbm_samples.png" not in out.figures
+    end = TrainEnd(_stack(rng, [36, 24, 16], 1.0))
+    labels = np.arange(24) % 3
+    with_labels = _small()(end, CallbackContext(AnalysisResult(labels={"h1": labels}))).metrics
+    assert "communities/h1/nmi" in with_labels and "clusters/h1/out/pearson_k_knn" in with_labels
+    table = {"unit": np.arange(24), "cluster": labels}
+    table_only = AnalysisResult(tables={"tables/cluster_labels_h1.csv": table})
+    without = _small()(end, CallbackContext(table_only)).metrics
+    assert not any(k.startswith(("communities/h1/", "clusters/")) for k in without)
+    # no context at all: no labels, seed 0 (the same numbers as an empty context of seed 0)
+    assert _small()(end).metrics == without
+    assert _small()(end, CallbackContext(AnalysisResult(), seed=0)).metrics == without
+    with pytest.raises(ValueError, match=r"labels\['h1'\]"):
+        _small()(end, CallbackContext(AnalysisResult(labels={"h1": labels[:10]})))
