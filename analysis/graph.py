@@ -28,6 +28,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -176,7 +177,7 @@ class Threshold:
 
     Attributes:
         sign: ``"positive"``, ``"absolute"`` or ``"negative"``.
-        value: θ, any finite number.
+        value: θ, a finite number >= 0 (the sign mode sets the side).
         quantile: in (0, 1).
         density: in (0, 1].
         scope: ``"global"`` or ``"layer"``.
@@ -189,29 +190,25 @@ class Threshold:
     scope: str = "global"
 
     def __post_init__(self) -> None:
-        key = "analysis.threshold"
+        def invalid(name: str, value: Any, allowed: str) -> ValueError:
+            return ValueError(f"invalid threshold{'.' if name else ''}{name}: {value!r}; allowed: {allowed}")
+
         if self.sign not in SIGNS:
-            raise ValueError(f"{key}.sign: must be one of {', '.join(SIGNS)}; got {self.sign!r}")
+            raise invalid("sign", self.sign, " | ".join(SIGNS))
         if self.scope not in SCOPES:
-            raise ValueError(f"{key}.scope: must be one of {', '.join(SCOPES)}; got {self.scope!r}")
-        given = [f for f in ("value", "quantile", "density") if getattr(self, f) is not None]
+            raise invalid("scope", self.scope, " | ".join(SCOPES))
+        given = {f: getattr(self, f) for f in ("value", "quantile", "density") if getattr(self, f) is not None}
         if len(given) != 1:
-            raise ValueError(
-                f"{key}.value / {key}.quantile / {key}.density: exactly one must be set, got "
-                f"{', '.join(given) if given else 'none'}"
-            )
-        field = given[0]
-        x = getattr(self, field)
+            raise invalid("", given or None, "exactly one of value, quantile, density (set the others to null)")
+        ((field, x),) = given.items()
+        allowed = {"value": "a finite float >= 0 (the sign mode sets the side)", "quantile": "a float in (0, 1)",
+                   "density": "a float in (0, 1]"}[field]  # fmt: skip
         if isinstance(x, bool) or not isinstance(x, int | float | np.integer | np.floating):
-            raise ValueError(f"{key}.{field}: must be a number, got {x!r}")
-        x = float(x)
-        if not math.isfinite(x):
-            raise ValueError(f"{key}.{field}: must be finite, got {x!r}")
-        if field == "quantile" and not 0.0 < x < 1.0:
-            raise ValueError(f"{key}.quantile: must be in (0, 1), got {x!r}")
-        if field == "density" and not 0.0 < x <= 1.0:
-            raise ValueError(f"{key}.density: must be in (0, 1], got {x!r}")
-        object.__setattr__(self, field, x)
+            raise invalid(field, x, allowed)
+        ok = {"value": 0.0 <= x < math.inf, "quantile": 0.0 < x < 1.0, "density": 0.0 < x <= 1.0}[field]
+        if not ok:
+            raise invalid(field, x, allowed)
+        object.__setattr__(self, field, float(x))
 
 
 def _score(w: np.ndarray, sign: str) -> np.ndarray:

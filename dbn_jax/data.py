@@ -801,3 +801,40 @@ def load(
             x_test=binarize(data.x_test, binarize_mode, seed + 1),
         )
     return data
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """The ``dataset`` config node: which data, where from, how many training rows, binarised how.
+
+    Attributes:
+        name: one of :data:`DATASET_NAMES`.
+        path: a folder holding the four IDX files (required for ``idx``; for ``mnist`` it replaces the download;
+            for ``fashion_mnist`` it is used when it holds the files). Ignored for ``mnist5k``.
+        n_train: keep the first ``n_train`` training rows (None: all).
+        binarize: one of :data:`BINARIZE_MODES` (see :func:`binarize`).
+        mirrors: download base URLs (empty: the dataset's defaults).
+    """
+
+    name: str = "mnist5k"
+    path: str | None = None
+    n_train: int | None = None
+    binarize: str = "none"
+    mirrors: list[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        def require(ok: bool, key: str, allowed: str) -> None:
+            if not ok:
+                raise ValueError(f"invalid {key}: {getattr(self, key)!r}; allowed: {allowed}")
+
+        require(self.name in DATASET_NAMES, "name", " | ".join(DATASET_NAMES))
+        require(self.binarize in BINARIZE_MODES, "binarize", " | ".join(BINARIZE_MODES))
+        require(self.n_train is None or self.n_train >= 1, "n_train", "null or an integer >= 1")
+        require(self.name != "idx" or bool(self.path), "path", "a folder holding the four IDX files")
+        if self.path is not None and self.name in ("idx", "mnist"):
+            require(os.path.isdir(self.path), "path", "an existing folder")
+
+    def load(self, seed: int = 0, cache_dir: Path | None = None) -> Dataset:
+        """:func:`load` with these settings (``seed`` draws the ``binarize: sample`` pixels)."""
+        return load(self.name, path=self.path, n_train=self.n_train, binarize_mode=self.binarize, seed=seed,
+                    mirrors=list(self.mirrors) or None, cache_dir=cache_dir)  # fmt: skip

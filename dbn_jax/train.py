@@ -29,7 +29,8 @@ from dbn_jax.rbm import RBMParams, bernoulli, hidden_probs, init_rbm
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Plain training hyper-parameters (validated by the app). Defaults: Hinton & Salakhutdinov (2006)."""
+    """Training hyper-parameters (the ``train`` config node), checked on construction. Defaults: Hinton &
+    Salakhutdinov (2006)."""
 
     epochs: int = 20
     batch_size: int = 100
@@ -41,6 +42,22 @@ class TrainSettings:
     momentum_switch_epoch: int = 5
     weight_decay: float = 2e-4
     init_std: float = 0.1
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("epochs", self.epochs >= 0, "an integer >= 0"),
+            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
+            ("cd_steps", self.cd_steps >= 1, "an integer >= 1"),
+            ("learning_rate", self.learning_rate > 0, "a float > 0"),
+            ("momentum", 0 <= self.momentum < 1, "a float in [0, 1)"),
+            ("final_momentum", 0 <= self.final_momentum < 1, "a float in [0, 1)"),
+            ("momentum_switch_epoch", self.momentum_switch_epoch >= 0, "an integer >= 0"),
+            ("weight_decay", self.weight_decay >= 0, "a float >= 0"),
+            ("init_std", self.init_std > 0, "a float > 0"),
+        )
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"invalid {name}: {getattr(self, name)!r}; allowed: {allowed}")
 
 
 class Diverged(FloatingPointError):
