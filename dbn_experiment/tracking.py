@@ -477,8 +477,9 @@ class MlflowRunCallback(Callback):
         client = self._client()
         self.experiment_id = get_or_create_experiment(client, experiment, artifacts)
         overrides = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task", default=[]) or []]
+        command = shlex.join(["dbn-experiment", "-m", *overrides])
         tags = {"sweep_dir": OmegaConf.select(config, "hydra.sweep.dir", default=""), "role": "sweep parent",
-                "overrides": " ".join(overrides), "command": shlex.join(["dbn-experiment", "-m", *overrides])}  # fmt: skip
+                "overrides": " ".join(overrides), "command": command}  # fmt: skip
         name = f"sweep {' '.join(overrides)}".strip()
         self.parent_run_id = create_run(client, self.experiment_id, name, {}, tags)
         atexit.register(self._close_parent)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,11 +21,11 @@ def data_cache(tmp_path_factory) -> Path:
 
 
 def run_cli(args: list[str], cwd: Path, env_extra: dict[str, str] | None = None, timeout: float = 300):
-    """Run ``python -m dbn_jax ARGS`` as a user would, in ``cwd``; returns the CompletedProcess."""
+    """Run ``python -m dbn_experiment ARGS`` as a user would, in ``cwd``; returns the CompletedProcess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "dbn_jax", *args],
+        [sys.executable, "-m", "dbn_experiment", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -52,3 +54,57 @@ def wait_for_mlflow_server(url: str, proc: subprocess.Popen, log: Path, timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"mlflow server exited: {log.read_text()[-3000:]}")
     raise RuntimeError(f"mlflow server did not start within {timeout:.0f} s: {log.read_text()[-3000:]}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mlflow_server(
+    backend_uri: str, artifacts_dir: Path, log_path: Path, timeout: float
+) -> tuple[str, subprocess.Popen]:
+    """Start ``mlflow server`` (the venv's) on 127.0.0.1:<free port> with one worker, the backend store
+    ``backend_uri`` and proxied artifacts under ``artifacts_dir``, its stderr in ``log_path``, in its own session
+    (stop it and its workers together with :func:`stop_mlflow_server`), and wait until it answers ``/health``.
+
+    Returns:
+        ``(url, process)``.
+
+    Raises:
+        RuntimeError: it exited or did not answer within ``timeout`` seconds (it is stopped; the message holds its
+            log).
+    """
+    port = free_port()
+    mlflow = Path(sys.executable).parent / "mlflow"
+    with open(log_path, "w") as log:  # the server keeps its own copy of the file
+        proc = subprocess.Popen(
+            [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+             "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts_dir)],
+            cwd=Path(log_path).parent, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_mlflow_server(url, proc, Path(log_path), timeout)
+    except BaseException:
+        stop_mlflow_server(proc)
+        raise
+    return url, proc
+
+
+def stop_mlflow_server(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a server from :func:`start_mlflow_server` and the workers it spawned (its process group): SIGTERM,
+    then SIGKILL after ``timeout`` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except ProcessLookupError:
+        proc.wait()
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()

@@ -13,11 +13,11 @@ from hydra import compose, initialize_config_dir, initialize_config_module
 from mlflow.tracking import MlflowClient
 
 from dbn_jax import load_dbn
-from dbn_jax.config import ConfigError, validate
+from dbn_experiment.config import ConfigError, validate
 
 
 def _compose(overrides: list[str]):
-    with initialize_config_module("dbn_jax.conf", version_base="1.3"):
+    with initialize_config_module("dbn_experiment.conf", version_base="1.3"):
         return compose("config", overrides=overrides)
 
 
@@ -67,8 +67,6 @@ def _compose(overrides: list[str]):
         (["analysis.cluster_sides=[in,in]"], "analysis.cluster_sides"),
         (["analysis.label_null.n_permutations=-1"], "analysis.label_null.n_permutations"),
         (["analysis.every_n_epochs=-1"], "analysis.every_n_epochs"),
-        (["tracking.flush_seconds=-1"], "tracking.flush_seconds"),
-        (["tracking.writer_nice=20"], "tracking.writer_nice"),
         (["model.kind=rbm"], "model.kind"),
         (["model.kind=mlp", "resume=/tmp"], "resume"),
         (["analysis=beyond", "analysis.null.n_samples=1"], "analysis.null.n_samples"),
@@ -96,8 +94,14 @@ def test_valid_presets_compose_and_validate():
     paper = validate(_compose(["experiment=testolin2018"]))
     assert (paper.train.epochs, paper.dataset.name, paper.model.hidden) == (50, "mnist", [500, 500, 2000])
     beyond = validate(_compose(["analysis=beyond"]))
-    targets = [cb["_target_"] for cb in beyond.analysis.callbacks]
-    assert targets[-1] == "analysis.beyond.BeyondPaperCallback" and len(targets) == 4
+    targets = {name: cb["_target_"] for name, cb in beyond.analysis.callbacks.items()}
+    assert targets == {
+        "weights": "analysis.callbacks.WeightStatsCallback",
+        "graph": "analysis.callbacks.GraphCallback",
+        "clusters": "analysis.callbacks.ClusterCallback",
+        "beyond": "analysis.beyond.BeyondPaperCallback",
+        "quality": "dbn_experiment.quality.ModelQualityCallback",
+    }
     assert beyond.analysis.null.n_samples == 20 and beyond.analysis.threshold.quantile == 0.9
     mlp = validate(_compose(["experiment=mlp_mnist"]))
     assert (mlp.model.kind, mlp.model.hidden, mlp.dataset.name) == ("mlp", [500, 500, 2000], "mnist5k")
@@ -120,7 +124,7 @@ def test_other_hydra_apps_compose_our_groups(tmp_path):
     a regular install; see test_install.py)."""
     (tmp_path / "app.yaml").write_text(
         "defaults:\n  - model: dbn_paper\n  - train: pcd\n  - _self_\n"
-        "hydra:\n  searchpath:\n    - pkg://dbn_jax.conf\nmine: 1\n"
+        "hydra:\n  searchpath:\n    - pkg://dbn_experiment.conf\nmine: 1\n"
     )
     with initialize_config_dir(str(tmp_path), version_base="1.3"):
         cfg = compose("app")
@@ -327,7 +331,7 @@ def test_sigterm_marks_the_run_killed_and_keeps_the_checkpoint(tmp_path, data_ca
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["DBN_DATA_DIR"] = str(data_cache)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dbn_jax", "experiment=smoke", "train.epochs=500", "analysis=none",
+        [sys.executable, "-m", "dbn_experiment", "experiment=smoke", "train.epochs=500", "analysis=none",
          f"hydra.run.dir={tmp_path}/out"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

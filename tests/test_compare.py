@@ -13,7 +13,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from analysis import compare as C
+from dbn_experiment import compare as C
 
 EXPERIMENT = "fake-sweep"
 T2 = float(stats.t.ppf(0.975, 2))  # n = 3 runs per group
@@ -400,7 +400,7 @@ def test_group_runs_and_headline() -> None:
 
 
 def test_z_verdict() -> None:
-    from analysis.compare import ABOVE, AS_NULL, BELOW, z_verdict
+    from dbn_experiment.compare import ABOVE, AS_NULL, BELOW, z_verdict
 
     assert z_verdict(C.summarize([5.0, 6.0, 7.0])) == ABOVE
     assert z_verdict(C.summarize([-5.0, -6.0, -7.0])) == BELOW

@@ -114,7 +114,7 @@ def test_kill_9_then_resume_is_bit_identical_and_linked_in_mlflow(tmp_path, data
 
     def app(args, cwd, **kw):
         cwd.mkdir(exist_ok=True)
-        return subprocess.Popen([sys.executable, "-m", "dbn_jax", *common, *args], cwd=cwd, env=env,
+        return subprocess.Popen([sys.executable, "-m", "dbn_experiment", *common, *args], cwd=cwd, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
 
     ref = app([f"hydra.run.dir={tmp_path}/ref/out"], tmp_path / "ref")

@@ -49,7 +49,7 @@ def test_wheel_install_ships_conf_and_search_path_plugin(tmp_path):
     assert lines[0].startswith(site) and lines[1].startswith(site)  # the installed copy, not the clone
     assert lines[2] == "[500, 500, 2000] 0.1"
     # The app itself composes its config from the installed package.
-    job = subprocess.run([str(py), "-m", "dbn_jax", "experiment=smoke", "--cfg", "job"], cwd=app, env=env,
+    job = subprocess.run([str(py), "-m", "dbn_experiment", "experiment=smoke", "--cfg", "job"], cwd=app, env=env,
                          capture_output=True, text=True)  # fmt: skip
     assert job.returncode == 0, job.stderr[-3000:]
     assert "hidden:" in job.stdout and "- 64" in job.stdout

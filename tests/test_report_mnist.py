@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import compare as C
+from dbn_experiment import compare as C
 
 # The full MNIST IDX files beside the project (../shared/data/mnist, see its README; DBN_MNIST_DIR points
 # elsewhere); a checkout without them falls back to the full-size Fashion-MNIST IDX files that CI installs

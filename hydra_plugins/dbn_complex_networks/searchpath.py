@@ -1,7 +1,7 @@
 """Hydra search-path plugin: makes this project's config groups composable from any Hydra app.
 
 Hydra discovers every module under the ``hydra_plugins`` namespace package. This one appends
-``pkg://dbn_jax.conf`` (the ``conf/`` tree shipped inside the wheel) to the search path, so another
+``pkg://dbn_experiment.conf`` (the ``conf/`` tree shipped inside the wheel) to the search path, so another
 application can write ``defaults: [model: dbn_paper, train: cd1]`` without copying our YAML.
 """
 
@@ -11,4 +11,4 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 class DbnComplexNetworksSearchPathPlugin(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        search_path.append(provider="dbn-complex-networks", path="pkg://dbn_jax.conf")
+        search_path.append(provider="dbn-complex-networks", path="pkg://dbn_experiment.conf")
