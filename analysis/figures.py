@@ -176,7 +176,9 @@ def _log_bins(k: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.nd
     """
     lo, hi = float(k.min()), float(k.max())
     if np.all(k == np.round(k)):
-        edges = np.unique(np.floor(np.logspace(np.log10(lo), np.log10(hi + 1.0), n_bins + 1)))
+        raw = np.floor(np.logspace(np.log10(lo), np.log10(hi + 1.0), n_bins + 1))
+        raw[0], raw[-1] = lo, hi + 1.0  # pinned: floating-point rounding can move the end edges by one
+        edges = np.unique(raw)
         if edges.size < 2:
             edges = np.array([lo, lo + 1.0])
         return edges, np.diff(edges), np.sqrt(edges[:-1] * (edges[1:] - 1.0))

@@ -109,9 +109,17 @@ def test_degree_distributions(data):
     assert bottom[0].get_xscale() == "log" and bottom[0].get_yscale() == "log"
     assert [ax.get_title().split(":")[0] for ax in bottom] == ["h1", "h2", "h3"]
     assert any("k > 0" in t.get_text() for t in bottom[2].texts)  # all zeros: nothing on the log axes
-    # log-binned density integrates to 1 over k > 0 (integer bins: width = number of integers)
-    x, y = bottom[0].get_lines()[0].get_data()
-    assert np.all(y > 0) and np.all(np.diff(x) > 0)
+    # The plotted log-binned density integrates to 1 over k > 0: sum of density x bin width over the plotted
+    # (non-empty) bins, the bins' edges taken from _log_bins and the points matched to their centres. h1 has
+    # units with k = 0 (Poisson(4)), which must not count in the normalisation.
+    assert np.any(degrees["h1"] == 0)
+    for ax, k in zip(bottom[:2], (degrees["h1"], degrees["h2"]), strict=True):
+        x, y = ax.get_lines()[0].get_data()
+        positive = k[k > 0]
+        edges, _, centres = figures._log_bins(positive, 20)  # 20: plot_degree_distributions' default log_bins
+        plotted = np.histogram(positive, bins=edges)[0] > 0
+        np.testing.assert_allclose(x, centres[plotted])
+        assert abs(np.sum(y * np.diff(edges)[plotted]) - 1.0) < 1e-9
 
 
 def test_degree_distributions_validation():
@@ -122,12 +130,31 @@ def test_degree_distributions_validation():
 
 
 def test_log_bins_integer_density_normalised():
+    # Known answers, by hand: k = 1..4 in 2 bins: logspace(0, log10(5), 3) = 1, 2.24, 5 -> edges 1, 2, 5; bins
+    # [1, 2) and [2, 5) hold 1 and 3 integers; centres sqrt(1 * 1), sqrt(2 * 4).
+    edges, widths, centres = figures._log_bins(np.array([1.0, 2.0, 3.0, 4.0]), 2)
+    np.testing.assert_array_equal(edges, [1, 2, 5])
+    np.testing.assert_array_equal(widths, [1, 3])
+    np.testing.assert_allclose(centres, [1, np.sqrt(8)])
+    # 1..10 in 10 bins: 11**(i / 10) floors to 1, 1, 1, 2, 2, 3, 4, 5, 6, 8, 11; the repeated edges merge.
+    edges, widths, centres = figures._log_bins(np.array([1.0, 1.0, 2.0, 10.0]), 10)
+    np.testing.assert_array_equal(edges, [1, 2, 3, 4, 5, 6, 8, 11])
+    np.testing.assert_array_equal(widths, [1, 1, 1, 1, 1, 2, 3])
+    np.testing.assert_allclose(centres, [1, 2, 3, 4, 5, np.sqrt(6 * 7), np.sqrt(8 * 10)])
+
+    # The density count / (n * width) that plot_degree_distributions draws integrates to 1 over the integers: the
+    # sum of P(j) over every integer j of the bins and of the data, P(j) the density of j's bin (np.histogram's
+    # rule, the one that counts the data: [e_i, e_i+1), the last bin closed). It holds only if each bin's width
+    # is the number of integers it takes, the largest value included.
     k = np.random.default_rng(1).integers(1, 500, 2000).astype(float)
     edges, widths, centres = figures._log_bins(k, 15)
     counts, _ = np.histogram(k, bins=edges)
-    assert counts.sum() == k.size
-    assert np.sum(counts / (k.size * widths) * widths) == pytest.approx(1.0)
-    assert np.all(widths >= 1) and np.all((centres >= edges[:-1]) & (centres < edges[1:]))
+    assert counts.sum() == k.size  # every value falls in a bin
+    density = counts / (k.size * widths)
+    integers = np.arange(min(edges[0], k.min()), max(edges[-1] - 1, k.max()) + 1)
+    integers_per_bin, _ = np.histogram(integers, bins=edges)
+    assert integers_per_bin.sum() == integers.size
+    assert abs(np.sum(density * integers_per_bin) - 1.0) < 1e-9
 
 
 def test_receptive_field_mosaic_plain(data):

@@ -10,26 +10,17 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import wait_for_mlflow_server
+from conftest import free_port, start_mlflow_server, stop_mlflow_server
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
 PG_USER = "postgres"  # the cluster's superuser (initdb -U), whoever runs the test
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_bindir() -> Path:
@@ -79,7 +70,7 @@ def postgres():
         shutil.chown(root, "postgres", "postgres")
         shutil.chown(sockets, "postgres", "postgres")
         shutil.chown(log, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     pg_ctl = str(bindir / "pg_ctl")
     started = False
     try:
@@ -107,30 +98,12 @@ def mlflow_server(postgres, tmp_path_factory):
     """
     backend = postgres.replace("postgresql://", "postgresql+psycopg2://", 1)
     root = tmp_path_factory.mktemp("pg-server")
-    port = _free_port()
-    mlflow = Path(sys.executable).parent / "mlflow"
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", backend, "--artifacts-destination", str(root / "artifacts")],
-        cwd=root, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    # 120 s: the first start creates the schema in PostgreSQL (migrations).
+    url, proc = start_mlflow_server(backend, root / "artifacts", root / "server.log", 120)
     try:
-        # The first start creates the schema in PostgreSQL (migrations).
-        wait_for_mlflow_server(url, proc, root / "server.log", 120)
         yield url, root
     finally:
-        # Its own session: stop the server and the workers it spawned together.
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        stop_mlflow_server(proc)  # the server and the workers it spawned (its own session) together
 
 
 def test_submitit_sweep_logs_to_a_postgres_backed_server(mlflow_server, postgres, tmp_path, data_cache, cli):

@@ -3,45 +3,20 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import wait_for_mlflow_server
+from conftest import start_mlflow_server, stop_mlflow_server
 from mlflow.tracking import MlflowClient
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    mlflow = Path(sys.executable).parent / "mlflow"
-    proc = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-         "--artifacts-destination", str(root / "artifacts")],
-        cwd=root, stdout=subprocess.DEVNULL, stderr=open(root / "server.log", "w"),
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    url, proc = start_mlflow_server(f"sqlite:///{root / 'server.db'}", root / "artifacts", root / "server.log", 90)
     try:
-        wait_for_mlflow_server(url, proc, root / "server.log", 90)
-    except RuntimeError:
-        proc.kill()
-        raise
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        yield url
+    finally:
+        stop_mlflow_server(proc)
 
 
 def test_sweep_logs_to_a_tracking_server(mlflow_server, tmp_path, data_cache, cli):
