@@ -6,8 +6,10 @@ produced (the caller logs it); :func:`analyze_weights` runs them once on any sta
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
+import io
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +74,43 @@ class AnalysisResult:
         self.files.update(other.files)
         self.labels.update(other.labels)
         return self
+
+    def artifacts(self) -> list[tuple[str, Callable[[], bytes] | bytes]]:
+        """``(artifact path, bytes or a zero-argument callable making them)`` for every figure (PNG, zlib level 1:
+        ~10% larger, 2-4x faster than the default; the figure is cleared once rendered), table (CSV), array set
+        (``.npz``) and file, so a writer can make the bytes when it stores them."""
+        out: list[tuple[str, Callable[[], bytes] | bytes]] = []
+        out += [(k, functools.partial(_png_bytes, v)) for k, v in self.figures.items()]
+        out += [(k, functools.partial(csv_bytes, v)) for k, v in self.tables.items()]
+        out += [(k, functools.partial(_npz_bytes, v)) for k, v in self.arrays.items()]
+        return out + list(dict.items(self.files))  # as logged: a callable stays unmade until needed
+
+
+def csv_bytes(table: Mapping[str, Any]) -> bytes:
+    """A column table ``{name: 1-d array}`` as CSV."""
+    cols = {k: np.asarray(v).reshape(-1) for k, v in table.items()}
+    if len({len(v) for v in cols.values()}) > 1:
+        raise ValueError(f"table columns differ in length: { {k: len(v) for k, v in cols.items()} }")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(cols)
+    writer.writerows([x.item() for x in row] for row in zip(*cols.values(), strict=True))
+    return out.getvalue().encode()
+
+
+def _png_bytes(figure: Any) -> bytes:
+    buf = io.BytesIO()
+    try:
+        figure.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
+    finally:
+        figure.clear()  # free the figure's memory once rendered
+    return buf.getvalue()
+
+
+def _npz_bytes(arrays: Mapping[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
 
 
 @dataclass

@@ -43,7 +43,7 @@ from analysis import events as AE
 from analysis.callbacks import dispatch, due
 from dbn_experiment.config import ConfigError, ExperimentConfig, make_callbacks, validate
 from dbn_experiment.events import to_analysis
-from dbn_experiment.tracking import TrackingUnavailable, default_tracking_uri
+from dbn_experiment.store import TrackingUnavailable, default_tracking_uri
 from dbn_jax import checkpoint, data
 from dbn_jax.metrics import linear_readout_accuracy
 from dbn_jax.mlp import train_mlp

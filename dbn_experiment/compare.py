@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from dbn_experiment.report import RUN_FIGURES, write_report
-from dbn_experiment.tracking import retry
+from dbn_experiment.store import default_tracking_uri, retry
 from dbn_experiment.verdicts import (
     PAPER_PEARSON_K_S,
     PAPER_SIDE,
@@ -68,7 +68,7 @@ def _tracking_uri(arg: str | None) -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+    return default_tracking_uri(Path.cwd())[0]
 
 
 def _check_store(uri: str) -> None:

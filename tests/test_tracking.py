@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dbn_experiment import tracking
 from analysis.callbacks import AnalysisResult
-from dbn_experiment.tracking import MlflowTracker, NullTracker, retry
+from dbn_experiment import store as mlflow_store
+from dbn_experiment.store import retry
+from dbn_experiment.tracking import MlflowTracker, NullTracker
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def test_params_are_batched_and_long_values_truncated(store):
     run = MlflowClient(store).get_run(t.run_id)
     assert len(run.data.params) == 251
     assert run.data.params["p.249"] == "249"
-    assert len(run.data.params["long"]) == tracking.MAX_PARAM_VALUE
+    assert len(run.data.params["long"]) == mlflow_store.MAX_PARAM_VALUE
     assert run.data.tags["params_truncated"] == "long"
     assert run.info.status == "FINISHED"
 
@@ -98,7 +99,7 @@ def test_tables_and_figures(store, tmp_path):
 
 
 def test_retry_backs_off_on_locked_database_only(monkeypatch):
-    monkeypatch.setattr(tracking.time, "sleep", lambda s: None)
+    monkeypatch.setattr(mlflow_store.time, "sleep", lambda s: None)
     calls = []
 
     def flaky():
@@ -169,20 +170,21 @@ def test_no_credentials_reach_the_store(store, tmp_path):
 
 
 def test_writes_keep_their_order_on_the_writer_thread_and_wait_returns_when_all_are_stored(store, tmp_path):
-    """The job does not wait for the store: a slow writer holds the writes back, in order, and ``wait`` (like
+    """The job does not wait for the store: a slow store holds the writes back, in order, and ``wait`` (like
     ``end_run``) returns once all are stored."""
     import threading
     import time
 
     gate = threading.Event()
-
-    class Slow(MlflowTracker):
-        def log_metrics(self, metrics, step):
-            self._submit(gate.wait)  # the writer waits here until the test opens the gate
-            super().log_metrics(metrics, step)
-
-    t = Slow(uri=store, experiment="e")
+    t = MlflowTracker(uri=store, experiment="e")
     t.start_run("r", {"p": 1}, {})
+    real = t.client.log_batch
+
+    def slow_log_batch(*args, **kwargs):
+        gate.wait(30)  # the store is slow until the test opens the gate
+        return real(*args, **kwargs)
+
+    t.client.log_batch = slow_log_batch
     t0 = time.perf_counter()
     for epoch in range(1, 6):
         t.log_metrics({"loss": 1.0 / epoch}, step=epoch)
@@ -222,15 +224,16 @@ def test_sigterm_while_the_writer_stores_leaves_a_store_the_run_can_be_closed_in
 
     t = MlflowTracker(uri=store, experiment="e")
     t.start_run("r", {}, {})
-    writing = threading.Event()
-    release = threading.Event()
+    writing, release = threading.Event(), threading.Event()
+    real = t.client.log_batch
 
-    def slow_write():
+    def slow_log_batch(*args, **kwargs):  # a write the signal lands in the middle of
         writing.set()
         release.wait(10)
-        t.client.set_tag(t.run_id, "written", "yes")
+        return real(*args, **kwargs)
 
-    t._submit(slow_write)
+    t.client.log_batch = slow_log_batch
+    t.set_tags({"written": "yes"})
     assert writing.wait(10)
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(Stop()))
     try:
@@ -264,6 +267,13 @@ def test_resuming_links_the_runs_and_kills_the_dead_one(store):
 
 
 def test_a_tracker_without_a_run_stops_its_writer(store):
+    import threading
+
+    def writers() -> int:
+        return sum(th.name == "mlflow-writer" for th in threading.enumerate())
+
+    before = writers()
     t = MlflowTracker(uri=store, experiment="e")
+    assert writers() == before + 1
     t.end_run()
-    assert t.status is None and not t._thread.is_alive()
+    assert t.status is None and writers() == before
