@@ -206,6 +206,8 @@ def run(cfg: DictConfig) -> float | None:
     t_run = time.perf_counter()
     c = validate(cfg)
     output_dir, launch_dir, overrides = _hydra_context()
+    # The composed, resolved config of this job (what `--cfg job` prints): from now on `resume=<output dir>` works.
+    checkpoint.atomic_write_bytes(output_dir / "config.yaml", OmegaConf.to_yaml(_resolved(cfg)).encode())
     tracker = _make_tracker(cfg, launch_dir)  # MLflow's import and the store's set-up overlap with the loading
     try:
         ds = c.dataset.load(seed=c.seed)
@@ -218,14 +220,14 @@ def run(cfg: DictConfig) -> float | None:
                 log.info("analysis.callbacks.%s skipped: model.kind=%s has no RBMs", name, c.model.kind)
                 del callbacks[name]
         job = _Job(c, tracker, output_dir, _fingerprint(c))
-        start, previous, record = _resume_point(c, job.fingerprint, ds)
+        start, record = _resume_point(c, job.fingerprint, ds)
         tags = {
             "seed": c.seed, "overrides": " ".join(overrides),
             "command": shlex.join(["dbn-experiment", *overrides]),
             "jax_backend": jax.default_backend(), "jax_devices": ", ".join(str(d) for d in jax.devices()),
             "jax_version": jax.__version__, "dataset_source": ds.source, "dataset_digest": ds.digest(),
             "dataset_n_train": ds.x_train.shape[0], "dataset_n_test": ds.x_test.shape[0],
-            "output_dir": str(output_dir), "config_fingerprint": job.fingerprint, **_git_info(),
+            "output_dir": os.path.abspath(output_dir), "config_fingerprint": job.fingerprint, **_git_info(),
             **_package_versions(), **({"resumed_from": c.resume} if c.resume else {}),
         }  # fmt: skip
         tracker.start_run(",".join(overrides) or "default", _params(cfg), tags)
@@ -236,9 +238,9 @@ def run(cfg: DictConfig) -> float | None:
         # Which run this output dir belongs to, so that `resume=<this dir>` can link the next run to it.
         where = json.dumps({"run_id": tracker.run_id, "uri": tracker.uri}).encode()
         checkpoint.atomic_write_bytes(output_dir / "tracking.json", where)
-        if previous is not None:
+        if c.resume is not None:
             try:
-                tracker.continue_from(previous.get("run_id"), previous.get("uri"))
+                tracker.continue_from(os.path.abspath(c.resume))
             except ValueError as err:
                 raise ConfigError(f"invalid config: resume={c.resume!r}: {err}") from None
         job.replay(record)
@@ -255,17 +257,15 @@ def run(cfg: DictConfig) -> float | None:
     return objective
 
 
-def _resume_point(c: ExperimentConfig, fingerprint: str, ds: data.Dataset) -> tuple[Any, dict | None, list]:
-    """(training state to start from or None, the earlier run's ``tracking.json`` or None, its metric record)."""
+def _resume_point(c: ExperimentConfig, fingerprint: str, ds: data.Dataset) -> tuple[Any, list]:
+    """(the training state to start from, or None; the metric record of the earlier process)."""
     if c.resume is None:
-        return None, None, []
-    folder = Path(c.resume)
-    previous = json.loads((folder / "tracking.json").read_text()) if (folder / "tracking.json").is_file() else None
-    state_path = folder / "checkpoint" / "state.npz"
+        return None, []
+    state_path = Path(c.resume) / "checkpoint" / "state.npz"
     if not state_path.is_file():
         log.warning("resume=%s holds no checkpoint yet (stopped before its first epoch ended): starting it "
                     "from scratch", c.resume)  # fmt: skip
-        return None, previous, []
+        return None, []
     meta, done, leaves = checkpoint.load_state(state_path)
     if meta.get("fingerprint") != fingerprint:
         raise ConfigError(
@@ -275,7 +275,7 @@ def _resume_point(c: ExperimentConfig, fingerprint: str, ds: data.Dataset) -> tu
     steps = ds.x_train.shape[0] // c.train.batch_size
     start = restore_train_state(meta["layer"], meta["epoch"], done, leaves, ds.x_train.shape[1], c.model.hidden,
                                 c.train, steps)  # fmt: skip
-    return start, previous, list(meta.get("metrics", []))
+    return start, list(meta.get("metrics", []))
 
 
 def _train_and_log(job: _Job, cfg: DictConfig, ds: data.Dataset, callbacks: dict[str, Any], start: Any) -> Any:
@@ -283,8 +283,6 @@ def _train_and_log(job: _Job, cfg: DictConfig, ds: data.Dataset, callbacks: dict
     hydra_dir = output_dir / ".hydra"
     if hydra_dir.is_dir():
         tracker.log_artifacts(hydra_dir, "hydra")
-    # The composed, resolved config of this job (what `--cfg job` prints), at the top of the run's artifacts.
-    checkpoint.atomic_write_bytes(output_dir / "config.yaml", OmegaConf.to_yaml(_resolved(cfg)).encode())
     tracker.log_artifact(output_dir / "config.yaml")
     n_mon = c.monitor.n_samples
     key = jax.random.key(c.seed)

@@ -155,14 +155,11 @@ def validate(cfg: DictConfig) -> ExperimentConfig:
                 f"invalid config: resume={c.resume!r}; allowed: null with model.kind=mlp (resume continues the "
                 "layer-wise DBN training only)"
             )
-        has_run = os.path.isdir(os.path.join(c.resume, "checkpoint")) or os.path.isfile(
-            os.path.join(c.resume, "config.yaml")
-        )
-        if not has_run:
+        marks = ("checkpoint", "config.yaml", os.path.join(".hydra", "config.yaml"))
+        if not any(os.path.exists(os.path.join(c.resume, m)) for m in marks):
             raise ConfigError(
                 f"invalid config: resume={c.resume!r}; allowed: null or the output dir of an earlier run (a folder"
-                " "
-                "holding its config.yaml and, once an epoch ended, checkpoint/)"
+                " holding its config.yaml and, once an epoch ended, checkpoint/)"
             )
     tracking = cfg.get("tracking")
     uri = OmegaConf.select(cfg, "tracking.uri", default=None)

@@ -84,7 +84,7 @@ class NullTracker:
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
         self.artifacts.append((str(local_dir), artifact_path))
 
-    def continue_from(self, run_id: str | None, uri: str | None) -> None: ...  # nothing to link without a store
+    def continue_from(self, output_dir: str) -> None: ...  # nothing to link without a store
 
     def wait(self) -> None: ...  # nothing is pending
 
@@ -206,24 +206,25 @@ class MlflowTracker(NullTracker):
         for f in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
             self.log_artifact(f, str(Path(artifact_path or ".") / f.parent.relative_to(local_dir)))
 
-    def continue_from(self, run_id: str | None, uri: str | None) -> None:
-        """Link this run to ``run_id``, the run of an earlier process of the same job (tags ``resumed_from_run`` /
-        ``resumed_by``), and mark that run KILLED if it is still RUNNING (``kill -9`` leaves it so). Raises
-        ``ValueError`` if it FINISHED. A run of another store is only named in a warning."""
-        if run_id is None or uri != self.uri:
-            if run_id is not None:
-                log.warning("run %s was tracked in another store (%s): not linked", run_id, redact(str(uri)))
-            return
+    def continue_from(self, output_dir: str) -> None:
+        """Make this run the continuation of the earlier runs of the job in ``output_dir`` (found by their
+        ``output_dir`` tag in this store): link it to the latest (tags ``resumed_from_run`` / ``resumed_by``) and
+        mark every one still RUNNING (``kill -9`` leaves it so) KILLED. Raises ``ValueError`` if one FINISHED."""
         self.wait()
-        old = retry(lambda: self.client.get_run(run_id))
-        if old.info.status == "FINISHED":
-            raise ValueError(f"run {run_id} FINISHED: there is nothing to resume")
-        self.set_tags({"resumed_from_run": run_id})
+        query = f"tags.output_dir = '{output_dir}'"
+        found = retry(lambda: self.client.search_runs([self.experiment_id], query, order_by=["start_time DESC"]))
+        earlier = [r for r in found if r.info.run_id != self.run_id]
+        for r in earlier:
+            if r.info.status == "FINISHED":
+                raise ValueError(f"run {r.info.run_id} FINISHED: there is nothing to resume")
+        if earlier:
+            self.set_tags({"resumed_from_run": earlier[0].info.run_id})
 
         def link() -> None:
-            retry(lambda: self.client.set_tag(run_id, "resumed_by", self.run_id))
-            if old.info.status == "RUNNING":
-                close_run(self.client, run_id, "KILLED", f"process died; resumed by run {self.run_id}")
+            for r in earlier:
+                retry(lambda r=r: self.client.set_tag(r.info.run_id, "resumed_by", self.run_id))
+                if r.info.status == "RUNNING":
+                    close_run(self.client, r.info.run_id, "KILLED", f"process died; resumed by run {self.run_id}")
 
         self._submit(link)
 

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from dbn_experiment import compare as C
+from dbn_experiment import verdicts as V
 
 EXPERIMENT = "fake-sweep"
 T2 = float(stats.t.ppf(0.975, 2))  # n = 3 runs per group
@@ -295,15 +296,15 @@ def test_summarize() -> None:
     ],
 )
 def test_verdict_interval(estimate, half_width, low, high, expected) -> None:
-    assert C.verdict_interval(estimate, half_width, low, high) == expected
+    assert V.verdict_interval(estimate, half_width, low, high) == expected
 
 
 def test_combine_verdicts() -> None:
-    assert C.combine_verdicts(["holds", "holds"]) == "holds"
-    assert C.combine_verdicts(["holds", "inconclusive"]) == "inconclusive"
-    assert C.combine_verdicts(["inconclusive", "contradicted"]) == "contradicted"
-    assert C.combine_verdicts(["holds", "not measured"]) == "holds"
-    assert C.combine_verdicts([]) == C.combine_verdicts(["not measured"]) == "not measured"
+    assert V.combine_verdicts(["holds", "holds"]) == "holds"
+    assert V.combine_verdicts(["holds", "inconclusive"]) == "inconclusive"
+    assert V.combine_verdicts(["inconclusive", "contradicted"]) == "contradicted"
+    assert V.combine_verdicts(["holds", "not measured"]) == "holds"
+    assert V.combine_verdicts([]) == V.combine_verdicts(["not measured"]) == "not measured"
 
 
 @pytest.mark.parametrize(
@@ -321,7 +322,7 @@ def test_combine_verdicts() -> None:
     ],
 )
 def test_verdict_value(estimate, half_width, paper, expected) -> None:
-    assert C.verdict_value(estimate, half_width, paper) == expected
+    assert V.verdict_value(estimate, half_width, paper) == expected
 
 
 def _row(rows, claim, metric):
@@ -400,13 +401,13 @@ def test_group_runs_and_headline() -> None:
 
 
 def test_z_verdict() -> None:
-    from dbn_experiment.compare import ABOVE, AS_NULL, BELOW, z_verdict
+    from dbn_experiment.verdicts import ABOVE, AS_NULL, BELOW, z_verdict
 
     assert z_verdict(C.summarize([5.0, 6.0, 7.0])) == ABOVE
     assert z_verdict(C.summarize([-5.0, -6.0, -7.0])) == BELOW
     assert z_verdict(C.summarize([0.1, -0.2, 0.3])) == AS_NULL
-    assert z_verdict(C.summarize([-3.0, 4.0, 0.0])) == C.INCONCLUSIVE  # the CI spans a boundary
-    assert z_verdict(C.summarize([9.0])) == C.INCONCLUSIVE  # one run: no interval
+    assert z_verdict(C.summarize([-3.0, 4.0, 0.0])) == V.INCONCLUSIVE  # the CI spans a boundary
+    assert z_verdict(C.summarize([9.0])) == V.INCONCLUSIVE  # one run: no interval
 
 
 def test_report_markdown_and_html_with_null_verdicts_logged_to_parent(tmp_path, capsys) -> None:

@@ -94,38 +94,63 @@ def _metric_histories(store: str, run_id: str) -> dict[str, list[tuple[int, floa
     return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in keys}
 
 
-@pytest.mark.parametrize("kill_layer", [pytest.param(1, marks=pytest.mark.slow), 3])
-def test_kill_9_then_resume_is_bit_identical_and_linked_in_mlflow(tmp_path, data_cache, kill_layer):
-    import json
-    import os
-    import signal
+# Trackers that make the store slow (every metric batch takes it 1 s) or hang in start-up, for the kill tests:
+# progress must not depend on them. Test code, imported by the app through `tracking._target_`.
+SLOW_TRACKERS = """
+import pathlib, time
+from dbn_experiment.tracking import MlflowTracker
+
+
+class SlowStore(MlflowTracker):
+    def _connect(self):
+        super()._connect()
+        real = self.client.log_batch
+
+        def slow(*args, **kwargs):
+            time.sleep(1.0)
+            return real(*args, **kwargs)
+
+        self.client.log_batch = slow
+
+
+class HangsInStartUp(MlflowTracker):
+    def start_run(self, *args, **kwargs):
+        super().start_run(*args, **kwargs)
+        pathlib.Path("run_started").write_text(self.run_id)
+        time.sleep(600)
+"""
+COMMON = ["experiment=smoke", "train.epochs=30", "analysis=none", "readout.enabled=false"]
+
+
+def _app(args, cwd, env, **kw):
     import subprocess
     import sys
 
-    import numpy as np
-    from mlflow.tracking import MlflowClient
+    cwd.mkdir(parents=True, exist_ok=True)
+    kw.setdefault("stdout", subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", "dbn_experiment", *COMMON, *args], cwd=cwd, env=env,
+                            stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
 
-    from dbn_jax import load_dbn
+
+@pytest.fixture(scope="module")
+def kill_env(tmp_path_factory, data_cache):
+    """The environment of the kill tests (the slow trackers importable) and an uninterrupted reference run."""
+    import os
+
+    root = tmp_path_factory.mktemp("kill")
+    (root / "slow_trackers.py").write_text(SLOW_TRACKERS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(DBN_DATA_DIR=str(data_cache), PYTHONPATH=os.pathsep.join([str(root), env.get("PYTHONPATH", "")]))
+    ref = _app([f"hydra.run.dir={root}/ref/out"], root / "ref", env)
+    assert ref.wait(timeout=300) == 0, ref.stderr.read()[-3000:]
+    return env, root / "ref"
+
+
+def _wait_for_checkpoint(proc, state, at_least):
     from dbn_jax.checkpoint import load_state
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["DBN_DATA_DIR"] = str(data_cache)
-    common = ["experiment=smoke", "train.epochs=60", "analysis=none", "readout.enabled=false"]
-
-    def app(args, cwd, **kw):
-        cwd.mkdir(exist_ok=True)
-        return subprocess.Popen([sys.executable, "-m", "dbn_experiment", *common, *args], cwd=cwd, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
-
-    ref = app([f"hydra.run.dir={tmp_path}/ref/out"], tmp_path / "ref")
-    assert ref.wait(timeout=300) == 0, ref.stderr.read()[-3000:]
-
-    work = tmp_path / "work"
-    first = app([f"hydra.run.dir={work}/first"], work)
-    state = work / "first" / "checkpoint" / "state.npz"
-    deadline = time.time() + 240
-    at = (0, 0)
-    while at < (kill_layer, 5) and time.time() < deadline and first.poll() is None:
+    deadline, at = time.time() + 240, (0, -1)
+    while at < at_least and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
         if state.exists():
             try:
@@ -133,52 +158,123 @@ def test_kill_9_then_resume_is_bit_identical_and_linked_in_mlflow(tmp_path, data
             except (OSError, ValueError, KeyError):  # replaced while being read: read again
                 continue
             at = (meta["layer"], meta["epoch"])
-    assert at >= (kill_layer, 5) and first.poll() is None, f"the process ended before layer {kill_layer}: {at}"
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
-    killed_at = load_state(state)[0]
-    assert (killed_at["layer"], killed_at["epoch"]) < (3, 60)  # killed before the end of training
+    assert at >= at_least and proc.poll() is None, f"the process ended before {at_least}: {at}"
+    return at
 
-    second = app([f"resume={work}/first", f"hydra.run.dir={work}/second"], work)
-    assert second.wait(timeout=300) == 0, second.stderr.read()[-3000:]
 
-    # The weights: bit-identical to the uninterrupted run.
-    resumed, uninterrupted = load_dbn(work / "second" / "model"), load_dbn(tmp_path / "ref" / "out" / "model")
-    for a, b in zip(resumed, uninterrupted, strict=True):
+def _check_resumed(work, ref, first, second):
+    """Weights bit-identical to the uninterrupted run; the dead run KILLED and linked; the new run FINISHED with
+    every metric history of the uninterrupted run, no step twice."""
+    import json
+
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from dbn_jax import load_dbn
+
+    for a, b in zip(load_dbn(work / second / "model"), load_dbn(ref / "out" / "model"), strict=True):
         for x, y in zip(a, b, strict=True):
             assert np.array_equal(np.asarray(x), np.asarray(y))
-
-    # MLflow: the dead run KILLED and linked, the new one FINISHED with the whole record and no step twice.
     store = f"sqlite:///{work / 'mlflow.db'}"
     client = MlflowClient(store)
     runs = {r.info.run_id: r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])}
     assert len(runs) == 2
-    dead_id = json.loads((work / "first" / "tracking.json").read_text())["run_id"]
-    new_id = json.loads((work / "second" / "tracking.json").read_text())["run_id"]
+    new_id = json.loads((work / second / "tracking.json").read_text())["run_id"]
+    (dead_id,) = set(runs) - {new_id}
     assert runs[dead_id].info.status == "KILLED" and runs[dead_id].data.tags["resumed_by"] == new_id
+    assert runs[dead_id].data.tags["output_dir"] == str(work / first)
     assert runs[new_id].info.status == "FINISHED" and runs[new_id].data.tags["resumed_from_run"] == dead_id
     new = _metric_histories(store, new_id)
-    ref_store = f"sqlite:///{tmp_path / 'ref' / 'mlflow.db'}"
+    ref_store = f"sqlite:///{ref / 'mlflow.db'}"
     ref_client = MlflowClient(ref_store)
-    ref_run = ref_client.search_runs([e.experiment_id for e in ref_client.search_experiments()])
-    expected = _metric_histories(ref_store, ref_run[0].info.run_id)
-    train_keys = sorted(k for k in expected if k.startswith("train/"))
-    assert train_keys and train_keys == sorted(k for k in new if k.startswith("train/"))
-    for key in train_keys:
+    (ref_run,) = ref_client.search_runs([e.experiment_id for e in ref_client.search_experiments()])
+    expected = _metric_histories(ref_store, ref_run.info.run_id)
+    assert sorted(expected) == sorted(new)  # every key, the timings included
+    for key in (k for k in expected if k.startswith("train/")):
         steps = [s for s, _ in new[key]]
         assert len(steps) == len(set(steps)), f"{key}: a step logged twice"
         assert new[key] == expected[key], key  # every epoch present, values equal to the uninterrupted run
+    return runs[dead_id], dead_id
+
+
+@pytest.mark.parametrize(
+    ("tracker", "kill_at"),
+    [("slow_trackers.SlowStore", (1, 1)), pytest.param("dbn_experiment.tracking.MlflowTracker", (3, 5),
+                                                       marks=pytest.mark.slow)],
+    ids=["slow-store-after-first-epoch", "layer-3"],
+)  # fmt: skip
+def test_kill_9_then_resume_is_bit_identical_with_the_whole_record(kill_env, tmp_path, tracker, kill_at):
+    """kill -9 once an epoch has ended, whatever the tracker is doing (here: a store that has not written the
+    epochs yet), then resume=<run dir>: the job's own checkpoint carries the weights and the metric record."""
+    import signal
+
+    from mlflow.tracking import MlflowClient
+
+    from dbn_jax.checkpoint import load_state
+
+    env, ref = kill_env
+    work = tmp_path / "work"
+    first = _app([f"tracking._target_={tracker}", f"hydra.run.dir={work}/first"], work, env)
+    state = work / "first" / "checkpoint" / "state.npz"
+    _wait_for_checkpoint(first, state, kill_at)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    killed_at = load_state(state)[0]
+    assert (killed_at["layer"], killed_at["epoch"]) < (3, 30)  # killed before the end of training
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    (dead,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    stored = len(client.get_metric_history(dead.info.run_id, "train/h1/recon_error"))
+    if tracker.startswith("slow"):  # the store was behind the checkpoint: the record fills the gap
+        assert stored < killed_at["epoch"] + 1
+
+    second = _app([f"resume={work}/first", f"hydra.run.dir={work}/second"], work, env)
+    assert second.wait(timeout=300) == 0, second.stderr.read()[-3000:]
+    _check_resumed(work, ref, "first", "second")
+
+
+def test_kill_9_during_start_up_then_resume_starts_the_run_from_scratch(kill_env, tmp_path):
+    """A job killed after its run exists but before any epoch ended, requeued with its command line unchanged
+    (resume= its own dir): it starts from scratch in the same dir with one warning, the dead run KILLED."""
+    import signal
+
+    env, ref = kill_env
+    work = tmp_path / "work"
+    args = [f"resume={work}/job", f"hydra.run.dir={work}/job"]  # the requeue: the same line both times
+    first = _app(["tracking._target_=slow_trackers.HangsInStartUp", *args], work, env)
+    deadline = time.time() + 120
+    while not (work / "run_started").exists() and time.time() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    assert (work / "run_started").exists(), first.stderr.read()[-3000:] if first.poll() is not None else "hung"
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    assert not (work / "job" / "checkpoint").exists()
+    import subprocess
+
+    second = _app(args, work, env, stdout=subprocess.PIPE)
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err[-3000:]
+    warned = [line for line in out.splitlines() if "holds no checkpoint yet" in line]
+    assert len(warned) == 1 and "[WARNING]" in warned[0] and "starting it from scratch" in warned[0]
+    _check_resumed(work, ref, "job", "job")
+
+
+def test_resume_of_a_folder_without_a_run_is_a_clear_error(tmp_path, data_cache, cli):
+    (tmp_path / "empty").mkdir()
+    proc = cli(["experiment=smoke", f"resume={tmp_path}/empty", f"hydra.run.dir={tmp_path}/out"], tmp_path,
+               {"DBN_DATA_DIR": str(data_cache)})  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: invalid config: resume='{tmp_path}/empty'")
 
 
 def test_no_pickle_in_the_code_that_reads_data_checkpoints_or_caches():
-    """Every ``np.load`` of the package passes ``allow_pickle=False``; nothing imports pickle to store data (the
-    tracker's calls to its own writer process go through multiprocessing's pipe, which pickles them in memory)."""
+    """Every ``np.load`` of the package passes ``allow_pickle=False``; nothing imports pickle to store data."""
     import ast
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
     loads = 0
-    for path in [*root.glob("dbn_jax/**/*.py"), *root.glob("analysis/**/*.py"), *root.glob("benchmarks/*.py")]:
+    packages = ("dbn_jax", "analysis", "dbn_experiment")
+    for path in [*(p for d in packages for p in root.glob(f"{d}/**/*.py")), *root.glob("benchmarks/*.py")]:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
