@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -128,12 +129,22 @@ def _resolved(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _params(cfg: DictConfig) -> dict[str, Any]:
-    def flat(t: Any, prefix: str) -> dict[str, Any]:
-        if isinstance(t, dict):
-            return {k2: v2 for k, v in t.items() for k2, v2 in flat(v, f"{prefix}{k}.").items()}
-        return {prefix[:-1]: t}
+    """The resolved config as flat ``a.b.c`` params, without the values that only repeat another key (a callback's
+    ``threshold: ${analysis.threshold}`` is logged once, as ``analysis.threshold.*``)."""
+    raw = {k: OmegaConf.to_container(cfg[k], resolve=False) if OmegaConf.is_config(cfg[k]) else cfg[k]
+           for k in cfg if k != "hydra"}  # fmt: skip
 
-    return flat(_resolved(cfg), "")
+    def flat(t: Any, r: Any, prefix: str) -> dict[str, Any]:
+        if not isinstance(t, dict):
+            return {prefix[:-1]: t}
+        out: dict[str, Any] = {}
+        for k, v in t.items():
+            rk = r.get(k) if isinstance(r, dict) else None
+            if not (isinstance(rk, str) and re.fullmatch(r"\$\{[\w.]+\}", rk)):
+                out.update(flat(v, rk, f"{prefix}{k}."))
+        return out
+
+    return flat(_resolved(cfg), raw, "")
 
 
 def _readout(layers: tuple, ds: data.Dataset, l2: float, max_iter: int) -> dict[str, float]:

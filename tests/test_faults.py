@@ -69,14 +69,15 @@ def test_divergence_fails_the_run_naming_layer_epoch_and_cause_and_keeps_the_goo
 
 def test_an_exception_in_an_analysis_callback_fails_the_run_with_its_message(tmp_path, data_cache, cli):
     (tmp_path / "broken_callback.py").write_text(
+        "from analysis.events import TrainEnd\n"
         "class Boom:\n"
         "    every_n_epochs = 0\n"
         "    def __call__(self, event):\n"
-        "        if type(event).__name__ == 'TrainEnd':\n"
+        "        if isinstance(event, TrainEnd):\n"
         "            raise RuntimeError('statistic exploded')\n"
     )
     proc = cli(["experiment=smoke", "readout.enabled=false", f"hydra.run.dir={tmp_path}/out",
-                "analysis=none", "analysis.callbacks=[{_target_: broken_callback.Boom}]"],
+                "analysis=none", "+analysis.callbacks.boom={_target_: broken_callback.Boom}"],
                tmp_path, {"DBN_DATA_DIR": str(data_cache), "PYTHONPATH": str(tmp_path)})  # fmt: skip
     assert proc.returncode != 0
     assert "statistic exploded" in proc.stderr
