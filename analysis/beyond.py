@@ -148,6 +148,7 @@ class BeyondPaperCallback:
         self.null = {"n_samples": 20, "kinds": ["rewire", "shuffle"], "n_jobs": -1, "modularity": True,
                      **dict(self.null or {})}  # fmt: skip
         self.communities = {"resolution": 1.0, "abs_weights": True, **dict(self.communities or {})}
+        self.cluster_sides = [str(x) for x in self.cluster_sides]
         nl, kinds = self.null, ("rewire", "shuffle")
         _require(_is_int(nl["n_samples"]) and nl["n_samples"] >= 2, "null.n_samples", nl["n_samples"],
                  "an integer >= 2")  # fmt: skip

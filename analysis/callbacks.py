@@ -145,7 +145,7 @@ class WeightStatsCallback:
     figures (initial vs trained) and the per-unit strength tables.
     """
 
-    every_n_epochs: int = 1
+    every_n_epochs: int = 5
     bins: int = 100
     _at_last_epoch: dict = field(default_factory=dict, init=False, repr=False)
 
@@ -255,7 +255,7 @@ class GraphCallback:
     """
 
     threshold: Any = None
-    every_n_epochs: int = 1
+    every_n_epochs: int = 5
     export_graphml: bool = True
 
     def __post_init__(self) -> None:
@@ -341,7 +341,13 @@ class ClusterCallback:
         from analysis.structure import SIDES
 
         self.threshold = _threshold(self.threshold or {"sign": "positive", "quantile": 0.9})
-        self.emd = dict(self.emd or {"method": "pooled"})
+        self.emd = {
+            "method": "pooled",
+            "metric": "euclidean",
+            "n_jobs": None,
+            "n_projections": 64,
+            **dict(self.emd or {}),
+        }
         self.cluster_layers = [int(x) for x in self.cluster_layers]
         self.cluster_sides = [str(x) for x in self.cluster_sides]
         self.label_null = {"n_permutations": 1000, **dict(self.label_null or {})}

@@ -12,8 +12,8 @@ import pytest
 from hydra import compose, initialize_config_dir, initialize_config_module
 from mlflow.tracking import MlflowClient
 
-from dbn_jax import load_dbn
 from dbn_experiment.config import ConfigError, validate
+from dbn_jax import load_dbn
 
 
 def _compose(overrides: list[str]):
@@ -351,3 +351,35 @@ def test_sigterm_marks_the_run_killed_and_keeps_the_checkpoint(tmp_path, data_ca
     assert run.info.status == "KILLED"
     assert "signal" in run.data.tags["error"]
     assert (tmp_path / "out" / "checkpoint" / "state.npz").exists()
+
+
+def test_every_option_has_one_value_the_yaml_and_the_dataclasses_agree():
+    """conf/ sets each option to the default of the dataclass that takes it: every callback built from the
+    composed config equals the one built with no arguments, and each typed node equals its schema's defaults."""
+    from dbn_experiment.config import ModelConfig, MonitorConfig, ReadoutConfig, make_callbacks
+    from dbn_jax.data import DataConfig
+    from dbn_jax.train import TrainSettings
+
+    cfg = _compose(["analysis=beyond"])
+    c = validate(cfg)
+    callbacks = make_callbacks(cfg, c.model, n_visible=784)
+    assert list(callbacks) == ["weights", "graph", "clusters", "beyond", "quality"]
+    for name, callback in callbacks.items():
+        assert callback == type(callback)(), name
+    assert (c.model, c.train, c.dataset) == (ModelConfig(), TrainSettings(), DataConfig())
+    assert (c.readout, c.monitor) == (ReadoutConfig(), MonitorConfig())
+
+
+def test_callbacks_are_removed_and_added_by_name():
+    from dbn_experiment.config import make_callbacks
+
+    cfg = _compose(["analysis=beyond", "~analysis.callbacks.clusters"])
+    assert list(make_callbacks(cfg, validate(cfg).model, n_visible=784)) == [
+        "weights",
+        "graph",
+        "beyond",
+        "quality",
+    ]
+    cfg = _compose(["analysis=none", "+analysis.callbacks.graph={_target_: analysis.callbacks.GraphCallback}"])
+    (graph,) = make_callbacks(cfg, validate(cfg).model, n_visible=784).values()
+    assert type(graph).__qualname__ == "GraphCallback" and graph.threshold.quantile == 0.9
