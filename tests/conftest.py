@@ -108,3 +108,21 @@ def stop_mlflow_server(proc: subprocess.Popen, timeout: float = 20) -> None:
         except ProcessLookupError:
             pass
         proc.wait()
+
+
+def store_runs(store: str, query: str = "") -> list:
+    """Every run of every experiment of the MLflow store at URI ``store`` (matching ``query``), newest first."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, query, order_by=["start_time DESC"]) if experiments else []
+
+
+def metric_histories(store: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    """``{key: sorted [(step, value)]}`` of every metric of a run."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store)
+    keys = client.get_run(run_id).data.metrics
+    return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in keys}

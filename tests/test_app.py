@@ -9,6 +9,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import pytest
+from conftest import store_runs
 from hydra import compose, initialize_config_dir, initialize_config_module
 from mlflow.tracking import MlflowClient
 
@@ -254,7 +255,7 @@ def test_model_artifact_loads(smoke_run, tmp_path):
     assert all(p.w.dtype == np.float32 for p in layers)
     # The copy logged to MLflow is the same model.
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("dbn-complex-networks").experiment_id])
+    (run,) = store_runs(client.tracking_uri)
     local = client.download_artifacts(run.info.run_id, "model", str(tmp_path))
     for a, b in zip(load_dbn(local), layers, strict=True):
         assert np.array_equal(a.w, b.w) and np.array_equal(a.b_hid, b.b_hid)
@@ -347,7 +348,7 @@ def test_sigterm_marks_the_run_killed_and_keeps_the_checkpoint(tmp_path, data_ca
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("dbn-complex-networks").experiment_id])
+    (run,) = store_runs(client.tracking_uri)
     assert run.info.status == "KILLED"
     assert "signal" in run.data.tags["error"]
     assert (tmp_path / "out" / "checkpoint" / "state.npz").exists()

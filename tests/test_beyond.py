@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import store_runs
 from networkx.algorithms import bipartite
 
 from analysis import graph as G
@@ -159,7 +160,7 @@ def test_analysis_beyond_end_to_end_logs_every_statistic(cli, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    (run,) = store_runs(client.tracking_uri)
     m = run.data.metrics
     for key in ("communities/h1/nmi", "communities/abs_w/modularity", "quality/h1/test_log_likelihood",
                 "graph/all/assortativity/null_z", "clusters/h1/out/pearson_k_s/null_z_shuffle",

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the socket is: nothing listens there
+from conftest import free_port, metric_histories, store_runs
 
 
 @pytest.mark.parametrize("multirun", [False, True], ids=["run", "multirun"])
 def test_unreachable_tracking_server_fails_fast_with_one_line(tmp_path, data_cache, cli, multirun):
-    uri = f"http://127.0.0.1:{_closed_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     secret_uri = uri.replace("http://", "http://alice:hunter2@")
     args = ["experiment=smoke", f"tracking.uri={secret_uri}", f"hydra.run.dir={tmp_path}/out",
             f"hydra.sweep.dir={tmp_path}/sw"]  # fmt: skip
@@ -36,12 +30,8 @@ def test_unreachable_tracking_server_fails_fast_with_one_line(tmp_path, data_cac
 
 
 def _only_run(store: str):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(store)
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    assert len(runs) == 1
-    return runs[0]
+    (run,) = store_runs(store)
+    return run
 
 
 def test_divergence_fails_the_run_naming_layer_epoch_and_cause_and_keeps_the_good_checkpoint(
@@ -85,14 +75,6 @@ def test_an_exception_in_an_analysis_callback_fails_the_run_with_its_message(tmp
     assert run.info.status == "FAILED"
     assert run.data.tags["error"] == "RuntimeError: statistic exploded"
     assert run.data.metrics["train/h1/recon_error"] > 0  # what was logged before the failure is kept
-
-
-def _metric_histories(store: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(store)
-    keys = client.get_run(run_id).data.metrics
-    return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in keys}
 
 
 # Trackers that make the store slow (every metric batch takes it 1 s) or hang in start-up, for the kill tests:
@@ -169,7 +151,6 @@ def _check_resumed(work, ref, first, second):
     import json
 
     import numpy as np
-    from mlflow.tracking import MlflowClient
 
     from dbn_jax import load_dbn
 
@@ -177,19 +158,17 @@ def _check_resumed(work, ref, first, second):
         for x, y in zip(a, b, strict=True):
             assert np.array_equal(np.asarray(x), np.asarray(y))
     store = f"sqlite:///{work / 'mlflow.db'}"
-    client = MlflowClient(store)
-    runs = {r.info.run_id: r for r in client.search_runs([e.experiment_id for e in client.search_experiments()])}
+    runs = {r.info.run_id: r for r in store_runs(store)}
     assert len(runs) == 2
     new_id = json.loads((work / second / "tracking.json").read_text())["run_id"]
     (dead_id,) = set(runs) - {new_id}
     assert runs[dead_id].info.status == "KILLED" and runs[dead_id].data.tags["resumed_by"] == new_id
     assert runs[dead_id].data.tags["output_dir"] == str(work / first)
     assert runs[new_id].info.status == "FINISHED" and runs[new_id].data.tags["resumed_from_run"] == dead_id
-    new = _metric_histories(store, new_id)
+    new = metric_histories(store, new_id)
     ref_store = f"sqlite:///{ref / 'mlflow.db'}"
-    ref_client = MlflowClient(ref_store)
-    (ref_run,) = ref_client.search_runs([e.experiment_id for e in ref_client.search_experiments()])
-    expected = _metric_histories(ref_store, ref_run.info.run_id)
+    (ref_run,) = store_runs(ref_store)
+    expected = metric_histories(ref_store, ref_run.info.run_id)
     assert sorted(expected) == sorted(new)  # every key, the timings included
     for key in (k for k in expected if k.startswith("train/")):
         steps = [s for s, _ in new[key]]
@@ -223,7 +202,7 @@ def test_kill_9_then_resume_is_bit_identical_with_the_whole_record(kill_env, tmp
     killed_at = load_state(state)[0]
     assert (killed_at["layer"], killed_at["epoch"]) < (3, 30)  # killed before the end of training
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
-    (dead,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    (dead,) = store_runs(f"sqlite:///{work / 'mlflow.db'}")
     stored = len(client.get_metric_history(dead.info.run_id, "train/h1/recon_error"))
     if tracker.startswith("slow"):  # the store was behind the checkpoint: the record fills the gap
         assert stored < killed_at["epoch"] + 1
@@ -290,7 +269,6 @@ def test_no_pickle_in_the_code_that_reads_data_checkpoints_or_caches():
 
 
 def test_resuming_a_finished_run_is_refused_and_leaves_one_finished_run(tmp_path, data_cache, cli):
-    from mlflow.tracking import MlflowClient
 
     env = {"DBN_DATA_DIR": str(data_cache)}
     fast = ["experiment=smoke", "analysis=none", "readout.enabled=false"]
@@ -300,7 +278,6 @@ def test_resuming_a_finished_run_is_refused_and_leaves_one_finished_run(tmp_path
     assert again.returncode == 2
     assert again.stderr.strip().splitlines()[-1].startswith(f"error: invalid config: resume='{tmp_path}/a': run ")
     assert "FINISHED: there is nothing to resume" in again.stderr
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    runs = store_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
     assert not (tmp_path / "b" / "model").exists()

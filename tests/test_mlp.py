@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import networkx as nx
 import numpy as np
 import pytest
+from conftest import store_runs
 
 from analysis.callbacks import ClusterCallback, GraphCallback, WeightStatsCallback, analyze_weights
 from dbn_jax import mlp
@@ -134,7 +135,7 @@ def test_mlp_run_end_to_end(cli, tmp_path):
     proc = cli([*overrides, f"hydra.run.dir={tmp_path}/out"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    (run,) = store_runs(client.tracking_uri)
     assert run.data.params["model.kind"] == "mlp"
     history = client.get_metric_history(run.info.run_id, "train/mlp/test_accuracy")
     assert sorted(m.step for m in history) == [0, 1, 2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import store_runs
 from mlflow.tracking import MlflowClient
 
 FAST = ["experiment=smoke", "analysis=none", "readout.enabled=false", "train.epochs=1"]
@@ -10,8 +11,7 @@ FAST = ["experiment=smoke", "analysis=none", "readout.enabled=false", "train.epo
 
 def _runs(root):
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("dbn-complex-networks")
-    runs = client.search_runs([exp.experiment_id])
+    runs = store_runs(f"sqlite:///{root / 'mlflow.db'}")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return client, parents, children
