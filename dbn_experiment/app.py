@@ -195,8 +195,15 @@ class _Job:
         for step, metrics in by_step.items():
             self.log_metrics(metrics, step)
 
+    def note_run(self) -> None:
+        """Once the tracker has created the run: ``tracking.json``, which run this output dir belongs to."""
+        if self.tracker.run_id is not None and not (self.output_dir / "tracking.json").exists():
+            where = {"run_id": self.tracker.run_id, "uri": self.tracker.uri}
+            checkpoint.atomic_write_bytes(self.output_dir / "tracking.json", json.dumps(where).encode())
+
     def save_checkpoint(self, event: EpochEnd) -> None:
         """The training state after ``event`` and the record so far, written atomically by the job itself."""
+        self.note_run()
         checkpoint.save_state(
             self.output_dir / "checkpoint" / "state.npz",
             layer=event.layer,
@@ -246,9 +253,6 @@ def run(cfg: DictConfig) -> float | None:
         tracker.end_run()  # no run yet: only lets the tracker's writer go
         raise
     try:
-        # Which run this output dir belongs to, so that `resume=<this dir>` can link the next run to it.
-        where = json.dumps({"run_id": tracker.run_id, "uri": tracker.uri}).encode()
-        checkpoint.atomic_write_bytes(output_dir / "tracking.json", where)
         if c.resume is not None:
             try:
                 tracker.continue_from(os.path.abspath(c.resume))
@@ -338,6 +342,7 @@ def _train_and_log(job: _Job, cfg: DictConfig, ds: data.Dataset, callbacks: dict
                 log.info("layer h%d trained in %.1f s", event.layer, elapsed)
                 t_layer = time.perf_counter()
             job.save_checkpoint(event)
+    job.note_run()
     if job.seconds:
         job.log_metrics({f"time/analysis/{k}_seconds": v for k, v in job.seconds.items()}, 0)
     meta = {"seed": c.seed, "config": OmegaConf.to_container(cfg.model), "fingerprint": job.fingerprint}

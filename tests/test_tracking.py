@@ -178,6 +178,7 @@ def test_writes_keep_their_order_on_the_writer_thread_and_wait_returns_when_all_
     gate = threading.Event()
     t = MlflowTracker(uri=store, experiment="e")
     t.start_run("r", {"p": 1}, {})
+    t.wait()  # the run exists
     real = t.client.log_batch
 
     def slow_log_batch(*args, **kwargs):
@@ -224,6 +225,7 @@ def test_sigterm_while_the_writer_stores_leaves_a_store_the_run_can_be_closed_in
 
     t = MlflowTracker(uri=store, experiment="e")
     t.start_run("r", {}, {})
+    t.wait()
     writing, release = threading.Event(), threading.Event()
     real = t.client.log_batch
 
@@ -247,22 +249,27 @@ def test_sigterm_while_the_writer_stores_leaves_a_store_the_run_can_be_closed_in
     assert run.info.status == "KILLED" and run.data.tags["written"] == "yes" and run.data.tags["error"] == "Stop"
 
 
-def test_resuming_links_the_runs_and_kills_the_dead_one(store):
+def test_resuming_links_the_runs_and_kills_the_dead_one(store, tmp_path):
+    job_dir = str(tmp_path / "job")
     dead = MlflowTracker(uri=store, experiment="e")
-    dead.start_run("r", {}, {})
+    dead.start_run("r", {}, {"output_dir": job_dir})
     dead.wait()  # then the process "dies": the run stays RUNNING
+    other = MlflowTracker(uri=store, experiment="e")
+    other.start_run("another job", {}, {"output_dir": str(tmp_path / "other")})
+    other.wait()
     t = MlflowTracker(uri=store, experiment="e")
-    t.start_run("r", {}, {})
-    t.continue_from(dead.run_id, dead.uri)
+    t.start_run("r", {}, {"output_dir": str(tmp_path / "resumed")})
+    t.continue_from(job_dir)
     t.end_run()
     client = MlflowClient(store)
     old, new = client.get_run(dead.run_id), client.get_run(t.run_id)
     assert old.info.status == "KILLED" and old.data.tags["resumed_by"] == t.run_id
     assert new.info.status == "FINISHED" and new.data.tags["resumed_from_run"] == dead.run_id
+    assert client.get_run(other.run_id).info.status == "RUNNING"  # another dir's run is left alone
     refused = MlflowTracker(uri=store, experiment="e")
     refused.start_run("r2", {}, {})
     with pytest.raises(ValueError, match="FINISHED: there is nothing to resume"):
-        refused.continue_from(t.run_id, refused.uri)
+        refused.continue_from(str(tmp_path / "resumed"))
     refused.end_run("FAILED", "resume refused")
 
 
