@@ -310,6 +310,7 @@ def test_offline_download_names_the_offline_options(tmp_path, cli):
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
+@pytest.mark.slow  # 60,000 Fashion-MNIST images through the app
 @pytest.mark.skipif(not FASHION.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
 def test_full_size_idx_dataset_through_the_app(tmp_path, cli):
     """The IDX path end to end on real full-size files (Fashion-MNIST, 60,000 + 10,000)."""

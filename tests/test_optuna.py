@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 
+@pytest.mark.slow  # an 8-trial study through the CLI (CI runs the slow tests)
 def test_tune_readout_study(tmp_path, data_cache, cli):
     """Two trials of the preset: parent + 2 FINISHED children; Optuna's best value is the best child's accuracy."""
     proc = cli(["-m", "experiment=tune_readout", "hydra.sweeper.n_trials=2", "train.epochs=1",

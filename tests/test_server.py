@@ -19,6 +19,7 @@ def mlflow_server(tmp_path_factory):
         stop_mlflow_server(proc)
 
 
+@pytest.mark.slow  # a server and a sweep; test_postgres.py covers the same path on PostgreSQL
 def test_sweep_logs_to_a_tracking_server(mlflow_server, tmp_path, data_cache, cli):
     proc = cli(
         ["-m", "experiment=smoke", "analysis=none", "readout.enabled=false", "train.epochs=1", "seed=0,1",

@@ -64,6 +64,7 @@ def test_joblib_sweep_on_one_sqlite_store(tmp_path, data_cache, cli):
             ]
 
 
+@pytest.mark.slow  # submitit in separate processes; also in test_postgres.py
 def test_submitit_local_sweep(tmp_path, data_cache, cli):
     """submitit's local executor (the path to SLURM): jobs in separate processes attach to the parent."""
     proc = cli(["-m", *FAST, "seed=0,1", "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path}/sweep"],
