@@ -77,7 +77,7 @@ def test_an_exception_in_an_analysis_callback_fails_the_run_with_its_message(tmp
     assert run.data.metrics["train/h1/recon_error"] > 0  # what was logged before the failure is kept
 
 
-# Trackers that make the store slow (every metric batch takes it 1 s) or hang in start-up, for the kill tests:
+# Trackers whose store is slow (each batch of metrics takes it 1 s) or that hang in start-up, for the kill tests:
 # progress must not depend on them. Test code, imported by the app through `tracking._target_`.
 SLOW_TRACKERS = """
 import pathlib, time
@@ -90,7 +90,8 @@ class SlowStore(MlflowTracker):
         real = self.client.log_batch
 
         def slow(*args, **kwargs):
-            time.sleep(1.0)
+            if kwargs.get("metrics"):
+                time.sleep(1.0)
             return real(*args, **kwargs)
 
         self.client.log_batch = slow
@@ -99,6 +100,7 @@ class SlowStore(MlflowTracker):
 class HangsInStartUp(MlflowTracker):
     def start_run(self, *args, **kwargs):
         super().start_run(*args, **kwargs)
+        self.wait()
         pathlib.Path("run_started").write_text(self.run_id)
         time.sleep(600)
 """
@@ -197,6 +199,9 @@ def test_kill_9_then_resume_is_bit_identical_with_the_whole_record(kill_env, tmp
     first = _app([f"tracking._target_={tracker}", f"hydra.run.dir={work}/first"], work, env)
     state = work / "first" / "checkpoint" / "state.npz"
     _wait_for_checkpoint(first, state, kill_at)
+    deadline = time.time() + 60  # the run exists in the store (the job notes it at a checkpoint)
+    while not (work / "first" / "tracking.json").exists() and time.time() < deadline:
+        time.sleep(0.02)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     killed_at = load_state(state)[0]
