@@ -129,18 +129,6 @@ def test_exact_matches_dense_ot_emd2(fields8):
         assert got_l1[i, j] == pytest.approx(ot.emd2(p, q, cost["cityblock"]), rel=1e-9)
 
 
-def test_private_solvers_match_ot_emd2(fields8):
-    coords = emd.grid_coords(SHAPE)
-    s = normalise_fields(fields8)
-    cost = ot.dist(coords, coords, metric="euclidean")
-    arcs = emd._grid_arcs(SHAPE, 1.0)
-    cost_l1 = ot.dist(coords, coords, metric="cityblock")
-    for i, j in [(0, 1), (2, 5), (7, 3)]:
-        p, q = parts(s[i], s[j])
-        assert emd._emd_dense(s[i] - s[j], cost) == pytest.approx(ot.emd2(p, q, cost), rel=1e-9)
-        assert emd._emd_grid(s[i] - s[j], arcs) == pytest.approx(ot.emd2(p, q, cost_l1), rel=1e-9)
-
-
 def test_pooled_matches_ot_emd2_on_pooled_grid(fields8):
     pooled = emd.pool_fields(normalise_fields(fields8[:4]), SHAPE)
     centres = 2.0 * emd.grid_coords((14, 14)) + 0.5
