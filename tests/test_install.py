@@ -9,9 +9,12 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # builds and installs a wheel into a fresh venv
 def test_wheel_install_ships_conf_and_search_path_plugin(tmp_path):
     src = tmp_path / "src"
     skip = (".venv", ".git", "build", "outputs", "multirun", "*.egg-info", "__pycache__", "mlruns", "mlartifacts")
