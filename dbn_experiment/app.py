@@ -13,6 +13,7 @@ the store had received when the job died.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -181,11 +182,20 @@ class _Job:
     def __init__(self, c: ExperimentConfig, tracker: Any, output_dir: Path, fingerprint: str) -> None:
         self.c, self.tracker, self.output_dir, self.fingerprint = c, tracker, output_dir, fingerprint
         self.record: list[list[Any]] = []  # [key, step, value] of every metric logged, in order
+        self.replayed: set[tuple[str, int]] = set()  # (key, step) taken over from an earlier process
         self.seconds: dict[str, float] = defaultdict(float)
 
+    def _fresh(self, metrics: dict[str, float], step: int) -> dict[str, float]:
+        """The metrics not logged yet at ``step`` (a resumed run recomputes some the earlier process logged)."""
+        fresh = {k: v for k, v in metrics.items() if (k, int(step)) not in self.replayed}
+        self.record.extend([k, int(step), float(v)] for k, v in fresh.items())
+        return fresh
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        self.tracker.log_metrics(metrics, step)
-        self.record.extend([k, int(step), float(v)] for k, v in metrics.items())
+        self.tracker.log_metrics(self._fresh(metrics, step), step)
+
+    def log_result(self, result: Any, step: int) -> None:
+        self.tracker.log_result(dataclasses.replace(result, metrics=self._fresh(result.metrics, step)), step)
 
     def replay(self, record: list[list[Any]]) -> None:
         """Log the metrics of an earlier process of this run (from its checkpoint), step by step."""
@@ -194,6 +204,7 @@ class _Job:
             by_step[int(step)][key] = value
         for step, metrics in by_step.items():
             self.log_metrics(metrics, step)
+        self.replayed = {(key, int(step)) for key, step, _ in record}
 
     def note_run(self) -> None:
         """Once the tracker has created the run: ``tracking.json``, which run this output dir belongs to."""
@@ -332,8 +343,7 @@ def _train_and_log(job: _Job, cfg: DictConfig, ds: data.Dataset, callbacks: dict
         if probe is None or any(due(cb, probe) for cb in callbacks.values()):
             step = event.epoch if isinstance(event, EpochEnd) else c.train.epochs
             for name, result, seconds in dispatch(callbacks, to_analysis(event), dataset=ds, seed=c.seed):
-                tracker.log_result(result, step)
-                job.record.extend([k, step, float(v)] for k, v in result.metrics.items())
+                job.log_result(result, step)
                 job.seconds[name] += seconds
         if isinstance(event, EpochEnd):
             if event.epoch == event.n_epochs and event.epoch > 0:  # the layer's last epoch: its time, checkpointed
