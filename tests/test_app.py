@@ -261,6 +261,7 @@ def test_model_artifact_loads(smoke_run, tmp_path):
         assert np.array_equal(a.w, b.w) and np.array_equal(a.b_hid, b.b_hid)
 
 
+@pytest.mark.slow  # four CLI runs; in-process determinism is tests/test_train.py, CLI bit-identity the kill tests
 def test_same_config_and_seed_give_identical_weights(smoke_run, tmp_path, data_cache, cli):
     run_cli = cli
     # The weights do not depend on the analysis or the read-out: leave them out of the repeat runs.
@@ -280,12 +281,14 @@ def test_same_config_and_seed_give_identical_weights(smoke_run, tmp_path, data_c
     assert bad.returncode == 0, bad.stderr[-3000:]  # same config: resumes (nothing left to train)
     for a, b in zip(load_dbn(out), load_dbn(tmp_path / "c"), strict=True):
         assert np.array_equal(a.w, b.w)
-    refused = run_cli(
-        ["experiment=smoke", *QUIET, "seed=3", f"resume={out}", f"hydra.run.dir={tmp_path}/d"],
-        tmp_path,
-        env,
-    )
+
+
+def test_resuming_with_another_seed_is_refused(smoke_run, tmp_path, data_cache, cli):
+    _, out, _ = smoke_run
+    refused = cli(["experiment=smoke", "tracking=off", "analysis=none", "seed=3", f"resume={out}",
+                   f"hydra.run.dir={tmp_path}/d"], tmp_path, {"DBN_DATA_DIR": str(data_cache)})  # fmt: skip
     assert refused.returncode == 2 and "invalid config: resume=" in refused.stderr
+    assert "its checkpoint was written with another seed/model/train/dataset config" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 
