@@ -297,6 +297,7 @@ def test_console_script_is_installed():
     assert script.exists()
 
 
+@pytest.mark.slow  # the message itself: tests/test_data.py::test_load_mnist_offline_message
 def test_offline_download_names_the_offline_options(tmp_path, cli):
     """`dataset=mnist` with no reachable mirror fails fast, pointing at the offline datasets."""
     proc = cli(

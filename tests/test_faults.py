@@ -8,7 +8,7 @@ import pytest
 from conftest import free_port, metric_histories, store_runs
 
 
-@pytest.mark.parametrize("multirun", [False, True], ids=["run", "multirun"])
+@pytest.mark.parametrize("multirun", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["run", "multirun"])
 def test_unreachable_tracking_server_fails_fast_with_one_line(tmp_path, data_cache, cli, multirun):
     uri = f"http://127.0.0.1:{free_port()}"
     secret_uri = uri.replace("http://", "http://alice:hunter2@")
