@@ -56,6 +56,9 @@ class AnalysisResult:
             it on its writer, so the job does not wait for the serialisation).
         labels: in memory only, for the callbacks after this one (not logged: the tracker ignores it): unit
             labels per layer, e.g. the EMD cluster of every unit of ``h1`` under ``"h1"`` (int array).
+        images: keys (``receptive_fields/h1``) to images logged with the event's step (a series per key: the
+            MLflow UI's step slider): ``uint8`` arrays ``(h, w)`` or ``(h, w, 3)``, or zero-argument callables
+            making one (the MLflow tracker calls them on its writer).
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
@@ -64,6 +67,7 @@ class AnalysisResult:
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     files: LazyFiles = field(default_factory=LazyFiles)
     labels: dict[str, np.ndarray] = field(default_factory=dict)
+    images: dict[str, Any] = field(default_factory=dict)
 
     def update(self, other: AnalysisResult) -> AnalysisResult:
         """Merge ``other`` into this result (its entries win) and return this result."""
@@ -73,6 +77,7 @@ class AnalysisResult:
         self.arrays.update(other.arrays)
         self.files.update(other.files)
         self.labels.update(other.labels)
+        self.images.update(other.images)
         return self
 
     def artifacts(self) -> list[tuple[str, Callable[[], bytes] | bytes]]:
@@ -562,9 +567,11 @@ def analyze_weights(weights: Any, initial: Any = None, callbacks: Any = None) ->
             transposes.
         initial: the same stack before training (optional: enables "initial vs trained").
         callbacks: the analyses to run, a list or a ``{name: callback}`` mapping (default: weight and strength
-            statistics, the thresholded graph, and, when the inputs are 28 x 28 images, the EMD clusters of h1
-            and h2); each gets one :class:`~analysis.events.TrainEnd` through :func:`dispatch` (so in their
+            statistics, the thresholded graph, and, when the inputs are ``input_shape`` images, the EMD clusters
+            of h1 and h2); each gets one :class:`~analysis.events.TrainEnd` through :func:`dispatch` (so in their
             declared ``order``), and those that declare ``wants_context`` get what the ones before them produced.
+        input_shape: ``(height, width)`` of the input layer, for the default callbacks' receptive fields (28 x 28
+            MNIST digits by default); ``None``: no image, no EMD clusters.
 
     Returns:
         The merged :class:`AnalysisResult` (metrics, figures, tables, arrays, files, labels), as the run logs it.

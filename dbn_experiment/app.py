@@ -43,9 +43,10 @@ from tqdm import tqdm
 
 from analysis import events as AE
 from analysis.callbacks import dispatch, due
-from dbn_experiment.config import ConfigError, ExperimentConfig, make_callbacks, validate
+from dbn_experiment.config import ConfigError, ExperimentConfig, _config_error, make_callbacks, validate
 from dbn_experiment.events import to_analysis
 from dbn_experiment.store import TrackingUnavailable, default_tracking_uri
+from dbn_experiment.tracking import DataInput, ModelInput
 from dbn_jax import checkpoint, data
 from dbn_jax.metrics import linear_readout_accuracy
 from dbn_jax.mlp import train_mlp
@@ -115,6 +116,26 @@ def _fingerprint(c: ExperimentConfig) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# Keys that do not change what a run computes: left out of its `config_hash` (runs of one setting share it).
+HASH_EXCLUDED = ("seed", "resume", "tracking", "dataset.mirrors", "model.path", "model.initial_path")
+
+
+def config_hash(resolved: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
+    """Digest (16 hex digits) of a setting: the resolved config without :data:`HASH_EXCLUDED` (seed, resume, the
+    tracking store, download mirrors, weight-file paths) plus ``extra`` (e.g. the layer shapes of a weight file),
+    so that runs differing only in seed share it and any other difference changes it."""
+    doc = json.loads(json.dumps(resolved, default=str))
+    for key in HASH_EXCLUDED:
+        *parents, leaf = key.split(".")
+        node = doc
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    doc["_extra"] = extra or {}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _hydra_context() -> tuple[Path, Path, list[str]]:
     """(output dir, launch dir, task overrides); sensible values outside Hydra."""
     if HydraConfig.initialized():
@@ -171,8 +192,10 @@ def _make_tracker(cfg: DictConfig, launch_dir: Path) -> Any:
     try:
         return instantiate(node)
     except Exception as err:  # instantiate wraps the tracker's own error
-        if isinstance(err.__cause__, TrackingUnavailable | ValueError):
+        if isinstance(err.__cause__, TrackingUnavailable):
             raise err.__cause__ from None
+        if isinstance(err.__cause__, ValueError):
+            raise _config_error("tracking", err.__cause__) from None
         raise
 
 
@@ -256,10 +279,12 @@ def run(cfg: DictConfig) -> float | None:
             "jax_backend": jax.default_backend(), "jax_devices": ", ".join(str(d) for d in jax.devices()),
             "jax_version": jax.__version__, "dataset_source": ds.source, "dataset_digest": ds.digest(),
             "dataset_n_train": ds.x_train.shape[0], "dataset_n_test": ds.x_test.shape[0],
-            "output_dir": os.path.abspath(output_dir), "config_fingerprint": job.fingerprint, **_git_info(),
+            "output_dir": os.path.abspath(output_dir), "config_fingerprint": job.fingerprint,
+            "config_hash": config_hash(_resolved(cfg)), **_git_info(),
             **_package_versions(), **({"resumed_from": c.resume} if c.resume else {}),
         }  # fmt: skip
         tracker.start_run(",".join(overrides) or "default", _params(cfg), tags)
+        tracker.log_inputs(_data_inputs(ds))
     except BaseException:
         tracker.end_run()  # no run yet: only lets the tracker's writer go
         raise
@@ -281,6 +306,15 @@ def run(cfg: DictConfig) -> float | None:
         raise
     tracker.end_run("FINISHED")
     return objective
+
+
+def _data_inputs(ds: data.Dataset) -> list[DataInput]:
+    """The run's training and test data as MLflow dataset inputs (name ``idx:<folder name>`` for ``idx``)."""
+    name = f"idx:{Path(ds.source).name}" if ds.name == "idx" else ds.name
+    return [
+        DataInput(name, context, ds.digest(split), ds.source, getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}"))
+        for context, split in (("training", "train"), ("test", "test"))
+    ]
 
 
 def _resume_point(c: ExperimentConfig, fingerprint: str, ds: data.Dataset) -> tuple[Any, list]:
@@ -320,7 +354,7 @@ def _train_and_log(job: _Job, cfg: DictConfig, ds: data.Dataset, callbacks: dict
         events = train_dbn(
             key, ds.x_train, c.model.hidden, c.train, ds.x_test[:n_mon], n_monitor=n_mon, start=start
         )
-    bar, layers, t_layer = None, (), time.perf_counter()
+    bar, layers, head, t_layer = None, (), (), time.perf_counter()
     for event in events:
         if isinstance(event, EpochEnd):
             h = "mlp" if c.model.kind == "mlp" else f"h{event.layer}"
@@ -336,7 +370,7 @@ def _train_and_log(job: _Job, cfg: DictConfig, ds: data.Dataset, callbacks: dict
             bar.close()
             bar = None
         elif isinstance(event, TrainEnd):
-            layers = event.layers
+            layers, head = event.layers, event.head
         probe = (
             AE.EpochEnd(event.layer, event.epoch, event.n_epochs, None) if isinstance(event, EpochEnd) else None
         )
@@ -355,8 +389,12 @@ def _train_and_log(job: _Job, cfg: DictConfig, ds: data.Dataset, callbacks: dict
     job.note_run()
     if job.seconds:
         job.log_metrics({f"time/analysis/{k}_seconds": v for k, v in job.seconds.items()}, 0)
-    meta = {"seed": c.seed, "config": OmegaConf.to_container(cfg.model), "fingerprint": job.fingerprint}
-    tracker.log_artifacts(checkpoint.save_model(output_dir / "model", layers, meta=meta), "model")
+    meta = {"seed": c.seed, "config": OmegaConf.to_container(cfg.model), "fingerprint": job.fingerprint,
+            "kind": c.model.kind}  # fmt: skip
+    folder = checkpoint.save_model(output_dir / "model", (*layers, *head), meta=meta)
+    tracker.log_artifacts(folder, "model")
+    # The same files as an MLflow pyfunc model: a DBN gives its top layer's probabilities, the MLP its classes'.
+    tracker.log_model(ModelInput(folder, "network", ds.x_test[:5], len(layers) + len(head)))
     objective = None
     if c.readout.enabled:
         t0 = time.perf_counter()

@@ -113,11 +113,16 @@ def _search(client: Any, experiment_id: str, query: str) -> list[Any]:
             return runs
 
 
-def select_runs(client: Any, experiment_id: str, parent: str | None, extra_filter: str | None) -> list[Any]:
-    """The FINISHED runs to compare (children of ``parent`` / of any sweep, else all non-parent runs)."""
+def select_runs(
+    client: Any, experiment_id: str, parent: str | None, extra_filter: str | None, dataset: str | None = None
+) -> list[Any]:
+    """The FINISHED runs to compare (children of ``parent`` / of any sweep, else all non-parent runs), trained on
+    ``dataset`` (an MLflow dataset input name) if given."""
     query = "attributes.status = 'FINISHED'"
     if parent:
         query += f" and tags.mlflow.parentRunId = '{parent}'"
+    if dataset:
+        query += f" and datasets.name = '{dataset}' and datasets.context = 'training'"
     if extra_filter and extra_filter.strip():
         query += f" and {extra_filter.strip()}"
     runs = _search(client, experiment_id, query)
@@ -144,19 +149,31 @@ def _determined_by(params: Sequence[Mapping[str, str]], keys: Sequence[str], key
 
 
 def group_runs(
-    params: Sequence[Mapping[str, str]], keys: Sequence[str] | None = None
+    params: Sequence[Mapping[str, str]], keys: Sequence[str] | None = None, hashes: Sequence[str] | None = None
 ) -> tuple[list[str], list[str]]:
-    """Group label of each run from its params.
+    """Group label of each run from its params, or from its setting's ``config_hash``.
 
     Args:
         params: each run's params.
         keys: group by these keys only; ``None`` = every key except ``seed`` whose value differs between runs,
             less the keys whose value is determined by shorter ones (e.g. a resolved list of callback configs
             that interpolates a swept ``analysis.threshold.quantile``: it would only repeat it in the label).
+        hashes: each run's ``config_hash`` tag (with ``keys`` None): the runs of one hash form one group, named
+            by the params that differ between groups (not those that differ inside one, such as a seed or a
+            file path); two hashes with the same such params get the hash in their label.
 
     Returns:
         (label of each run, keys used). A label is ``"k=v, k2=v2"`` over the keys used (``"all"`` if none).
     """
+    if keys is None and hashes is not None:
+        inside = {k for h in set(hashes) for k in {k for p in params for k in p}
+                  if len({p.get(k, "") for p, h2 in zip(params, hashes, strict=True) if h2 == h}) > 1}  # fmt: skip
+        labels, used = group_runs([{k: v for k, v in p.items() if k not in inside} for p in params])
+        if len(set(zip(labels, hashes, strict=True))) > len(set(labels)):  # one label, several settings
+            labels = [f"{lab}, config_hash={h}" if lab != "all" else f"config_hash={h}"
+                      for lab, h in zip(labels, hashes, strict=True)]  # fmt: skip
+            used = [*used, "config_hash"]
+        return labels, used
     if keys is None:
         every = sorted({k for p in params for k in p} - {"seed"})
         varying = [k for k in every if len({p.get(k, "") for p in params}) > 1]
@@ -350,7 +367,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--filter", default=None, help="extra MLflow search filter, e.g. \"params.train.cd_steps = '1'\""
     )
-    p.add_argument("--group-by", default=None, help="comma-separated param keys (default: all varying but seed)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME",
+        help="only runs trained on this dataset (MLflow input name: mnist5k, mnist, fashion_mnist, idx:<folder>)",
+    )
+    p.add_argument(
+        "--group-by",
+        default=None,
+        help="comma-separated param keys (default: the runs' config_hash, named by the params that differ)",
+    )
     p.add_argument("--out", default="comparison", help="output folder (default ./comparison)")
     p.add_argument(
         "--report",
@@ -378,16 +405,20 @@ def run(args: argparse.Namespace) -> int:
     if exp is None:
         raise UsageError(f"unknown experiment {args.experiment!r} in {uri}")
     try:
-        runs = select_runs(client, exp.experiment_id, args.parent, args.filter)
+        runs = select_runs(client, exp.experiment_id, args.parent, args.filter, args.dataset)
     except MlflowException as err:
         raise UsageError(f"search failed: {str(err).splitlines()[0]}") from err
     if not runs:
         what = f"children of {args.parent}" if args.parent else "runs"
         extra = f" matching {args.filter!r}" if args.filter else ""
+        extra += f" trained on dataset {args.dataset!r}" if args.dataset else ""
         raise UsageError(f"no FINISHED {what}{extra} in experiment {args.experiment!r}")
 
     keys = [k.strip() for k in args.group_by.split(",") if k.strip()] if args.group_by else None
-    labels, used = group_runs([r.data.params for r in runs], keys)
+    hashes = [r.data.tags.get("config_hash") for r in runs]
+    labels, used = group_runs(
+        [r.data.params for r in runs], keys, hashes if keys is None and all(hashes) else None
+    )
     order = sorted(set(labels), key=lambda lab: [_natural(v.split("=", 1)[-1]) for v in lab.split(", ")])
     by_group: dict[str, list[Any]] = defaultdict(list)
     for r, lab in zip(runs, labels, strict=True):
@@ -417,6 +448,7 @@ def run(args: argparse.Namespace) -> int:
         + (", ".join(f"`{k}`" for k in used) or "nothing (one group)")
         + (f"; parent run `{args.parent}`" if args.parent else "")
         + (f"; filter `{args.filter}`" if args.filter else "")
+        + (f"; dataset `{args.dataset}`" if args.dataset else "")
         + ". Values are final metrics: mean, sd (ddof=1), 95% CI half-width (Student t), n.",
         "",
         "Groups: " + "; ".join(f"`{g}` (n={len(by_group[g])})" for g in order),

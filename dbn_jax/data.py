@@ -93,11 +93,17 @@ class Dataset:
                     f"y_{split} {y.shape} are not (n, features) and (n,) with the same n"
                 )
 
-    def digest(self) -> str:
-        """SHA-256 (first 16 hex digits) of the images and labels as loaded, train then test: the same images
-        give the same digest whatever file or container they came from."""
+    def digest(self, split: str | None = None) -> str:
+        """SHA-256 (first 16 hex digits) of the images and labels as loaded, train then test (``split``
+        ``"train"`` or ``"test"``: that split's only): the same images give the same digest whatever file or
+        container (raw or gzipped IDX, CSV) they came from."""
+        if split not in (None, "train", "test"):
+            raise ValueError(f"invalid split: {split!r}; allowed: None | 'train' | 'test'")
+        arrays = (self.x_train, self.y_train, self.x_test, self.y_test)
+        if split is not None:
+            arrays = (getattr(self, f"x_{split}"), getattr(self, f"y_{split}"))
         h = hashlib.sha256()
-        for a in (self.x_train, self.y_train, self.x_test, self.y_test):
+        for a in arrays:
             a = np.ascontiguousarray(a)
             h.update(f"{a.dtype.str}{a.shape}".encode())
             h.update(a.tobytes())

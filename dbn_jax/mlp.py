@@ -130,4 +130,4 @@ def train_mlp(
             check_finite(i, epoch, p, m if i == 1 else {}, settings)
         yield EpochEnd(1, epoch, state.params[0], m, TrainState(1, epoch, (), state), settings.epochs)
     yield LayerEnd(1, state.params[0])
-    yield TrainEnd(tuple(state.params[:n_hidden]), tuple(initial[:n_hidden]))
+    yield TrainEnd(tuple(state.params[:n_hidden]), tuple(initial[:n_hidden]), tuple(state.params[n_hidden:]))

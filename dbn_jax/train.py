@@ -123,10 +123,12 @@ class LayerEnd:
 
 @dataclass(frozen=True)
 class TrainEnd:
-    """End of training: the trained layers and, for "before vs after learning", the initial ones."""
+    """End of training: the trained layers and, for "before vs after learning", the initial ones; ``head``: the
+    trained layers above them that are not analysed (the MLP's output layer), part of the saved model."""
 
     layers: tuple[RBMParams, ...]
     initial: tuple[RBMParams, ...] = ()
+    head: tuple[RBMParams, ...] = ()
 
 
 Event = EpochEnd | LayerEnd | TrainEnd
