@@ -300,10 +300,7 @@ class MlflowTracker(NullTracker):
             params=ParamSchema([ParamSpec("layer", "long", model.default_layer)]),
         )
         requirements = [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"]
-        # Model.log reads the fluent API's store and experiment: both are this run's (one job per process).
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_experiment(experiment_id=self.experiment_id)
-        with _quiet_progress():
+        with _fluent_context(self.uri, self.experiment_id):
             retry(lambda: Model.log(
                 artifact_path=None, name=model.name, flavor=mlflow.pyfunc, run_id=self.run_id,
                 python_model=str(PYFUNC_CODE), artifacts={"weights": str(model.folder)}, signature=signature,
@@ -368,17 +365,23 @@ class MlflowTracker(NullTracker):
 
 
 @contextlib.contextmanager
-def _quiet_progress() -> Any:
-    """No artifact progress bars from MLflow in the job's log."""
-    old = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+def _fluent_context(uri: str, experiment_id: str) -> Any:
+    """For MLflow calls that take the store and experiment from the fluent API (``Model.log``): this run's, no
+    artifact progress bars; everything restored afterwards."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({"MLFLOW_EXPERIMENT_ID": experiment_id, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"})
     try:
-        yield
+        with _use_tracking_uri(uri):
+            yield
     finally:
-        if old is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _dataset_inputs(inputs: Sequence[DataInput]) -> list[Any]:
