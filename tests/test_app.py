@@ -100,6 +100,7 @@ def test_valid_presets_compose_and_validate():
         "weights": "analysis.callbacks.WeightStatsCallback",
         "graph": "analysis.callbacks.GraphCallback",
         "clusters": "analysis.callbacks.ClusterCallback",
+        "images": "analysis.epoch_images.EpochImagesCallback",
         "beyond": "analysis.beyond.BeyondPaperCallback",
         "quality": "dbn_experiment.quality.ModelQualityCallback",
     }
@@ -369,7 +370,7 @@ def test_every_option_has_one_value_the_yaml_and_the_dataclasses_agree():
     cfg = _compose(["analysis=beyond"])
     c = validate(cfg)
     callbacks = make_callbacks(cfg, c.model, n_visible=784)
-    assert list(callbacks) == ["weights", "graph", "clusters", "beyond", "quality"]
+    assert list(callbacks) == ["weights", "graph", "clusters", "images", "beyond", "quality"]
     for name, callback in callbacks.items():
         assert callback == type(callback)(), name
     assert (c.model, c.train, c.dataset) == (ModelConfig(), TrainSettings(), DataConfig())
@@ -383,6 +384,7 @@ def test_callbacks_are_removed_and_added_by_name():
     assert list(make_callbacks(cfg, validate(cfg).model, n_visible=784)) == [
         "weights",
         "graph",
+        "images",
         "beyond",
         "quality",
     ]
