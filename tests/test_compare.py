@@ -461,3 +461,48 @@ def test_report_markdown_and_html_with_null_verdicts_logged_to_parent(tmp_path, 
     assert "<table>" in page and 'src="data:image/png;base64,' in page and "run_rich_club.png" not in page
     logged = {a.path for a in client.list_artifacts(parent, "report")}
     assert {"report/report.md", "report/report.html", "report/run_rich_club.png"} <= logged
+
+
+def test_group_runs_by_config_hash() -> None:
+    # seeds and weight-file paths vary inside a setting; the label names only what differs between settings
+    params = [{"seed": s, "model.path": f"/w/{h}{s}.safetensors", "train.cd_steps": cd}
+              for h, cd in (("a", "1"), ("b", "3")) for s in "01"]  # fmt: skip
+    hashes = ["ha", "ha", "hb", "hb"]
+    labels, keys = C.group_runs(params, hashes=hashes)
+    assert (labels, keys) == (["train.cd_steps=1"] * 2 + ["train.cd_steps=3"] * 2, ["train.cd_steps"])
+    # two settings that no logged param tells apart keep apart, named by their hash
+    same = [{"seed": s, "x": "1"} for s in "0101"]
+    labels, keys = C.group_runs(same, hashes=hashes)
+    assert labels == ["config_hash=ha"] * 2 + ["config_hash=hb"] * 2 and keys == ["config_hash"]
+    assert C.group_runs(same, hashes=["h"] * 4)[0] == ["all"] * 4
+
+
+def test_default_grouping_by_config_hash_and_dataset_filter(tmp_path, capsys) -> None:
+    import numpy as np
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment(EXPERIMENT)
+    for name, h, lr in (("mnist", "h1", "0.1"), ("fashion_mnist", "h2", "0.05")):
+        for seed in range(3):
+            rid = client.create_run(exp, run_name=f"{name}-{seed}", tags={"config_hash": h}).info.run_id
+            client.log_batch(rid, params=[Param("seed", str(seed)), Param("train.learning_rate", lr),
+                                          Param("resume", f"/runs/{name}{seed}")],
+                             metrics=[Metric("readout/h3/accuracy", 0.9 + 0.01 * seed, 0, 0)])  # fmt: skip
+            data = Dataset(name=name, digest=f"d-{name}", source_type="local", source="{}")
+            client.log_inputs(rid, datasets=[DatasetInput(data, [InputTag("mlflow.data.context", "training")])])
+            client.set_terminated(rid, "FINISHED")
+    base = ["--experiment", EXPERIMENT, "--tracking-uri", uri, "--no-log"]
+    assert C.main([*base, "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "6 FINISHED runs in 2 group(s), grouped by `train.learning_rate`" in out
+    rows = _read(tmp_path / "a" / "summary.csv")
+    acc = {r["group"]: (float(r["mean"]), r["n"]) for r in rows if r["metric"] == "readout/h3/accuracy"}
+    assert acc.keys() == {"train.learning_rate=0.1", "train.learning_rate=0.05"}
+    assert all(n == "3" and np.isclose(m, 0.91) for m, n in acc.values())
+    assert C.main([*base, "--dataset", "fashion_mnist", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "3 FINISHED runs in 1 group(s)" in out and "dataset `fashion_mnist`" in out
+    assert C.main([*base, "--dataset", "idx:mine", "--out", str(tmp_path / "c")]) == 2
+    assert "no FINISHED runs trained on dataset 'idx:mine'" in capsys.readouterr().err
