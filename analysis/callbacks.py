@@ -326,6 +326,8 @@ class ClusterCallback:
     (``.../perm_mean``, ``/perm_z``, ``/perm_p``), seeded from the run's seed and the layer. The EMD cluster of
     every unit also goes, in memory only, to ``AnalysisResult.labels["h<l>"]`` for the callbacks after it (e.g.
     :class:`~analysis.beyond.BeyondPaperCallback`); it is logged as the table ``tables/cluster_labels_h<l>.csv``.
+    ``input_shape``: the image shape ``[height, width]`` of the input layer, row-major (the app sets it from
+    ``model.input_shape``); ``None``: no image, nothing to do (``needs_input_shape``: the app leaves it out then).
     """
 
     n_clusters: int = 20
@@ -338,7 +340,9 @@ class ClusterCallback:
     mosaic_units: int = 100
     seed: int | None = None
     every_n_epochs: int = 0
+    input_shape: Any = field(default_factory=lambda: [28, 28])
     wants_context: ClassVar[bool] = True
+    needs_input_shape: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         from analysis import emd as E
@@ -397,9 +401,24 @@ class ClusterCallback:
         _require(jobs_ok, "emd.n_jobs", n_jobs, "null (all cores), -1 or an integer >= 1")
         n_proj = e.get("n_projections", 64)
         _require(_is_int(n_proj) and n_proj >= 1, "emd.n_projections", n_proj, "an integer >= 1")
+        shape = self.input_shape
+        if shape is not None:
+            ok = len(shape) == 2 and all(_is_int(x) and x >= 1 for x in shape)
+            _require(ok, "input_shape", shape, "null (no image) or [height, width], integers >= 1")
+            self.input_shape = [int(x) for x in shape]
+            even = e.get("method", "pooled") != "pooled" or not (shape[0] % 2 or shape[1] % 2)
+            _require(even, "input_shape", self.input_shape, "even sides with emd.method=pooled (2x2 pooling); "
+                     "for odd sides emd.method=exact or sliced")  # fmt: skip
 
     def check_network(self, sizes: Sequence[int]) -> None:
-        """Check ``cluster_layers`` and ``n_clusters`` against the layer sizes (``sizes[0]`` the input layer)."""
+        """Check ``cluster_layers``, ``n_clusters`` and ``input_shape`` against the layer sizes (``sizes[0]`` the
+        input layer, 0 when unknown)."""
+        n_in, shape = int(sizes[0]), self.input_shape
+        if shape is None:  # nothing to compute (the app leaves the callback out)
+            return
+        if n_in and shape[0] * shape[1] != n_in:
+            raise ValueError(f"invalid input_shape: {shape!r}; allowed: null (no image) or [height, width] with "
+                             f"height * width = {n_in} (the input units)")  # fmt: skip
         n_hidden = len(sizes) - 1
         for layer in self.cluster_layers:
             allowed = f"hidden layers in [1, {n_hidden}] (the network has {n_hidden})"
@@ -408,7 +427,7 @@ class ClusterCallback:
             _require(self.n_clusters <= sizes[layer], "n_clusters", self.n_clusters, allowed)
 
     def __call__(self, event: Any, context: Any = None) -> AnalysisResult | None:
-        if not isinstance(event, TrainEnd):
+        if not isinstance(event, TrainEnd) or self.input_shape is None:
             return None
         from analysis import clustering as C
         from analysis import emd as E
@@ -422,12 +441,13 @@ class ClusterCallback:
         masks, _ = G.threshold_masks(weights, self.threshold)
         n_perm = int(self.label_null["n_permutations"])
         method = self.emd.get("method", "pooled")
+        shape = (int(self.input_shape[0]), int(self.input_shape[1]))
         out = AnalysisResult()
         tables, stats = {}, {}
         for l in self.cluster_layers:  # noqa: E741
             name = f"h{l}"
             fields = R.receptive_fields(weights, l)
-            dist = E.pairwise_emd(fields, **self.emd)
+            dist = E.pairwise_emd(fields, shape=shape, **self.emd)
             cl = C.cluster_fields(dist, self.n_clusters, method=self.linkage)
             m = out.metrics
             m[f"clusters/{name}/n_clusters"] = float(cl.n_clusters)
@@ -460,10 +480,13 @@ class ClusterCallback:
             out.labels[name] = np.asarray(cl.labels, dtype=np.int64)
             out.arrays[f"arrays/emd_{name}.npz"] = {"distances": dist, "labels": cl.labels, "medoids": cl.medoids}
             out.figures[f"figures/receptive_fields_{name}.png"] = F.plot_receptive_field_mosaic(
-                fields, cl.labels, n=self.mosaic_units, title=f"{name} receptive fields by EMD cluster"
+                fields, cl.labels, self.mosaic_units, shape, title=f"{name} receptive fields by EMD cluster"
             )
             out.figures[f"figures/dendrogram_{name}.png"] = F.plot_cluster_dendrogram(
-                cl, fields, title=f"{name}: {cl.n_clusters} EMD clusters ({self.linkage} linkage), medoid fields"
+                cl,
+                fields,
+                shape=shape,
+                title=f"{name}: {cl.n_clusters} EMD clusters ({self.linkage} linkage), medoid fields",
             )
             out.figures[f"figures/emd_matrix_{name}.png"] = F.plot_distance_matrix(
                 dist, cl, title=f"{name}: EMD between receptive fields ({method})"
@@ -558,7 +581,9 @@ def _named(callbacks: Any) -> dict[str, Any]:
     return out
 
 
-def analyze_weights(weights: Any, initial: Any = None, callbacks: Any = None) -> AnalysisResult:
+def analyze_weights(
+    weights: Any, initial: Any = None, callbacks: Any = None, input_shape: Any = (28, 28)
+) -> AnalysisResult:
     """The end-of-training analysis of any stack of dense weight matrices, from any framework.
 
     Args:
@@ -593,8 +618,9 @@ def analyze_weights(weights: Any, initial: Any = None, callbacks: Any = None) ->
         raise ValueError("invalid initial: shapes differ from weights; allowed: the same stack before training")
     if callbacks is None:
         callbacks = [WeightStatsCallback(), GraphCallback()]
-        if mats[0].shape[0] == 28 * 28:
-            callbacks.append(ClusterCallback(cluster_layers=[x for x in (1, 2) if x <= len(mats)]))
+        if input_shape is not None and mats[0].shape[0] == input_shape[0] * input_shape[1]:
+            layers = [x for x in (1, 2) if x <= len(mats)]
+            callbacks.append(ClusterCallback(cluster_layers=layers, input_shape=list(input_shape)))
     out = AnalysisResult()
     for _, result, _ in dispatch(_named(callbacks), TrainEnd(mats, init)):
         out.update(result)

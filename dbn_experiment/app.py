@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 import hydra
 import jax
 import jax.numpy as jnp
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.types import RunMode
@@ -50,9 +51,14 @@ from dbn_experiment.tracking import DataInput, ModelInput
 from dbn_jax import checkpoint, data
 from dbn_jax.metrics import linear_readout_accuracy
 from dbn_jax.mlp import train_mlp
+from dbn_jax.rbm import RBMParams
 from dbn_jax.train import Diverged, EpochEnd, LayerEnd, TrainEnd, propagate, restore_train_state, train_dbn
+from dbn_jax.weights_file import WeightFileError, WeightStack, read_weight_stack
 
 log = logging.getLogger("dbn_experiment")
+# POT (the EMD solver) imports PyTorch, when installed, for a backend the analysis never uses (it passes numpy
+# arrays): ~2 s at every start, and in every EMD worker process (they inherit this). An explicit setting wins.
+os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
 
 
 class Terminated(BaseException):
@@ -107,9 +113,12 @@ def _package_versions() -> dict[str, str]:
 
 def _fingerprint(c: ExperimentConfig) -> str:
     """Hash of everything that determines the trained weights (checked on resume)."""
+    model = asdict(c.model)
+    if c.model.kind != "weights":  # model.kind=weights's keys change no trained weight, nor older fingerprints
+        model = {k: model[k] for k in ("hidden", "kind")}
     key = {
         "seed": c.seed,
-        "model": asdict(c.model),
+        "model": model,
         "train": asdict(c.train),
         "dataset": {k: getattr(c.dataset, k) for k in ("name", "n_train", "binarize")},
     }
@@ -166,7 +175,11 @@ def _params(cfg: DictConfig) -> dict[str, Any]:
                 out.update(flat(v, rk, f"{prefix}{k}."))
         return out
 
-    return flat(_resolved(cfg), raw, "")
+    out = flat(_resolved(cfg), raw, "")
+    if OmegaConf.select(cfg, "model.kind", default=None) == "weights":  # no training, data or read-out: unread
+        unread = ("train", "dataset", "readout", "monitor")
+        out = {k: v for k, v in out.items() if k.split(".", 1)[0] not in unread}
+    return out
 
 
 def _readout(layers: tuple, ds: data.Dataset, l2: float, max_iter: int) -> dict[str, float]:
@@ -207,6 +220,7 @@ class _Job:
         self.record: list[list[Any]] = []  # [key, step, value] of every metric logged, in order
         self.replayed: set[tuple[str, int]] = set()  # (key, step) taken over from an earlier process
         self.seconds: dict[str, float] = defaultdict(float)
+        self.noted = False  # tracking.json written
 
     def _fresh(self, metrics: dict[str, float], step: int) -> dict[str, float]:
         """The metrics not logged yet at ``step`` (a resumed run recomputes some the earlier process logged)."""
@@ -230,8 +244,10 @@ class _Job:
         self.replayed = {(key, int(step)) for key, step, _ in record}
 
     def note_run(self) -> None:
-        """Once the tracker has created the run: ``tracking.json``, which run this output dir belongs to."""
-        if self.tracker.run_id is not None and not (self.output_dir / "tracking.json").exists():
+        """Once the tracker has created the run: ``tracking.json``, which run this output dir belongs to (a
+        resumed job's new run replaces the dead one's)."""
+        if self.tracker.run_id is not None and not self.noted:
+            self.noted = True
             where = {"run_id": self.tracker.run_id, "uri": self.tracker.uri}
             checkpoint.atomic_write_bytes(self.output_dir / "tracking.json", json.dumps(where).encode())
 
@@ -252,24 +268,32 @@ def run(cfg: DictConfig) -> float | None:
     """Train, analyse, log. Returns the top layer's read-out accuracy (the sweep objective), if computed.
 
     Raises:
-        ConfigError, data.DataError, TrackingUnavailable: bad input or an unreachable tracking server, before
-            any training and before a run is created.
+        ConfigError, data.DataError, TrackingUnavailable, WeightFileError: bad input (a bad weight file) or an
+            unreachable tracking server, before any training and before a run is created (WeightFileError also
+            when the analysis cannot take the file's weights: the run is FAILED).
     """
     t_run = time.perf_counter()
     c = validate(cfg)
     output_dir, launch_dir, overrides = _hydra_context()
     # The composed, resolved config of this job (what `--cfg job` prints): from now on `resume=<output dir>` works.
     checkpoint.atomic_write_bytes(output_dir / "config.yaml", OmegaConf.to_yaml(_resolved(cfg)).encode())
+    stacks = _read_weights(c) if c.model.kind == "weights" else None  # a bad file: one line, no store set up
     tracker = _make_tracker(cfg, launch_dir)  # MLflow's import and the store's set-up overlap with the loading
     try:
-        ds = c.dataset.load(seed=c.seed)
-        if c.train.batch_size > ds.x_train.shape[0]:
+        ds = _NoData(stacks[0].sizes[0]) if stacks else c.dataset.load(seed=c.seed)
+        if stacks is None and c.train.batch_size > ds.x_train.shape[0]:
             raise ConfigError(f"invalid config: train.batch_size={c.train.batch_size}; allowed: an integer in "
                               f"[1, {ds.x_train.shape[0]}] (the number of training images)")  # fmt: skip
-        callbacks = make_callbacks(cfg, c.model, n_visible=ds.x_train.shape[1])
+        sizes = stacks[0].sizes if stacks else None
+        callbacks = make_callbacks(cfg, c.model, n_visible=ds.x_train.shape[1], sizes=sizes)
         if c.model.kind != "dbn":
             for name in [n for n, cb in callbacks.items() if getattr(cb, "needs_rbm", False)]:
                 log.info("analysis.callbacks.%s skipped: model.kind=%s has no RBMs", name, c.model.kind)
+                del callbacks[name]
+        if c.model.input_shape is None:
+            for name in [n for n, cb in callbacks.items() if getattr(cb, "needs_input_shape", False)]:
+                log.info("analysis.callbacks.%s skipped: model.input_shape=null (no image: no receptive fields)",
+                         name)  # fmt: skip
                 del callbacks[name]
         job = _Job(c, tracker, output_dir, _fingerprint(c))
         start, record = _resume_point(c, job.fingerprint, ds)
@@ -283,8 +307,11 @@ def run(cfg: DictConfig) -> float | None:
             "config_hash": config_hash(_resolved(cfg)), **_git_info(),
             **_package_versions(), **({"resumed_from": c.resume} if c.resume else {}),
         }  # fmt: skip
-        tracker.start_run(",".join(overrides) or "default", _params(cfg), tags)
-        tracker.log_inputs(_data_inputs(ds))
+        tags.update(_weights_tags(cfg, stacks))
+        # tracking.json names the run as soon as it exists, whatever the job is doing then.
+        tracker.start_run(",".join(overrides) or "default", _params(cfg), tags, on_created=job.note_run)
+        if stacks is None:  # a weight file's run reads no data
+            tracker.log_inputs(_data_inputs(ds))
     except BaseException:
         tracker.end_run()  # no run yet: only lets the tracker's writer go
         raise
@@ -296,7 +323,10 @@ def run(cfg: DictConfig) -> float | None:
                 raise ConfigError(f"invalid config: resume={c.resume!r}: {err}") from None
         job.replay(record)
         with _sigterm_raises():
-            objective = _train_and_log(job, cfg, ds, callbacks, start)
+            if stacks is not None:
+                objective = _analyse_and_log(job, cfg, stacks, callbacks)
+            else:
+                objective = _train_and_log(job, cfg, ds, callbacks, start)
             job.log_metrics({"time/run_seconds": time.perf_counter() - t_run}, 0)
     except (KeyboardInterrupt, Terminated) as err:
         tracker.end_run("KILLED", f"{type(err).__name__}: {err}")
@@ -315,6 +345,102 @@ def _data_inputs(ds: data.Dataset) -> list[DataInput]:
         DataInput(name, context, ds.digest(split), ds.source, getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}"))
         for context, split in (("training", "train"), ("test", "test"))
     ]
+
+
+class _NoData:
+    """The data set of a run that reads none (``model.kind=weights``), as the run's ``dataset_*`` tags show it."""
+
+    name, source = "none", "none (model.kind=weights reads no data)"
+
+    def __init__(self, n_inputs: int) -> None:
+        self.x_train = self.x_test = np.zeros((0, n_inputs), dtype=np.float32)
+
+    def digest(self, split: str | None = None) -> str:
+        return "none"
+
+
+def _read_weights(c: ExperimentConfig) -> tuple[WeightStack, WeightStack | None]:
+    """The network of ``model.path`` and, with ``model.initial_path``, the same network before training: read
+    and checked whole before any run exists. Raises WeightFileError, one line naming the key and the file."""
+    m = c.model
+    try:
+        trained = read_weight_stack(m.path, m.layers, m.transpose)
+    except WeightFileError as err:
+        raise WeightFileError(f"model.path: {err}") from None
+    how = "model.layers" if not trained.chosen else "model.layers=null: every 2-D tensor, in natural name order"
+    log.info("model.path=%s (%s): %s, layers %s (%s)", m.path, trained.format, "-".join(map(str, trained.sizes)),
+             ", ".join(trained.names), how)  # fmt: skip
+    if m.initial_path is None:
+        return trained, None
+    try:
+        initial = read_weight_stack(m.initial_path, trained.names, m.transpose)
+    except WeightFileError as err:
+        raise WeightFileError(f"model.initial_path: {err}") from None
+    for name, a, b in zip(trained.names, trained.weights, initial.weights, strict=True):
+        if a.shape != b.shape:
+            raise WeightFileError(
+                f"model.initial_path: layer {name!r} is {b.shape} in {initial.path} but {a.shape} in "
+                f"{trained.path}; allowed: the same network before training"
+            )
+    return trained, initial
+
+
+def _weights_tags(cfg: DictConfig, stacks: tuple[WeightStack, WeightStack | None] | None) -> dict[str, Any]:
+    """The weight file(s) of a ``model.kind=weights`` run: absolute path, SHA-256, format, layers and sizes; its
+    ``config_hash`` also covers the layer sizes (two files of one config can differ). Empty for other runs."""
+    if stacks is None:
+        return {}
+    trained, initial = stacks
+    sizes = "-".join(map(str, trained.sizes))
+    tags = {
+        "weights_path": str(trained.path.resolve()), "weights_sha256": trained.sha256,
+        "weights_format": trained.format, "weights_layers": ", ".join(trained.names), "weights_sizes": sizes,
+        "config_hash": config_hash(_resolved(cfg), {"weights_sizes": sizes}),
+    }  # fmt: skip
+    if initial is not None:
+        tags["weights_initial_path"] = str(initial.path.resolve())
+        tags["weights_initial_sha256"] = initial.sha256
+    return tags
+
+
+def _analyse_and_log(
+    job: _Job, cfg: DictConfig, stacks: tuple[WeightStack, WeightStack | None], callbacks: dict[str, Any]
+) -> None:
+    """``model.kind=weights``: no training. The network saved as the run's ``model/`` (biases zero: a weight
+    file's are not read), then one ``TrainEnd`` through the analysis callbacks, logged as a trained run's final
+    results; no read-out (the file gives no activation functions or biases to propagate data with)."""
+    c, tracker, output_dir = job.c, job.tracker, job.output_dir
+    trained, initial = stacks
+    hydra_dir = output_dir / ".hydra"
+    if hydra_dir.is_dir():
+        tracker.log_artifacts(hydra_dir, "hydra")
+    tracker.log_artifact(output_dir / "config.yaml")
+    job.note_run()
+    layers = [RBMParams(w.astype(np.float32), np.zeros(w.shape[0], np.float32), np.zeros(w.shape[1], np.float32))
+              for w in trained.weights]  # fmt: skip
+    meta = {"seed": c.seed, "config": OmegaConf.to_container(cfg.model), "fingerprint": job.fingerprint,
+            "kind": "weights", "source": str(trained.path.resolve()), "sha256": trained.sha256,
+            "layers": list(trained.names), "biases": "not read from the file (zeros)"}  # fmt: skip
+    tracker.log_artifacts(checkpoint.save_model(output_dir / "model", layers, meta=meta), "model")
+    if c.readout.enabled:
+        log.info("readout skipped: model.kind=weights (the file gives no activation functions or biases)")
+    event = AE.TrainEnd(trained.weights, initial.weights if initial is not None else ())
+    results = dispatch(callbacks, event, dataset=None, seed=c.seed)
+    while True:
+        try:
+            name, result, seconds = next(results)
+        except StopIteration:
+            break
+        except ValueError as err:  # e.g. an all-zero receptive field (a dead unit), which EMD cannot normalise
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise WeightFileError(f"model.path: the analysis of {trained.path} failed: {msg}") from None
+        job.log_result(result, 0)
+        job.seconds[name] += seconds
+    if job.seconds:
+        job.log_metrics({f"time/analysis/{k}_seconds": v for k, v in job.seconds.items()}, 0)
+    log_file = output_dir / f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else None
+    if log_file is not None and log_file.exists():
+        tracker.log_artifact(log_file, "logs")
 
 
 def _resume_point(c: ExperimentConfig, fingerprint: str, ds: data.Dataset) -> tuple[Any, list]:
@@ -425,7 +551,7 @@ def main(cfg: DictConfig) -> float | None:
     """Console script ``dbn-experiment``; ``python -m dbn_experiment`` does the same."""
     try:
         return run(cfg)
-    except (ConfigError, data.DataError, TrackingUnavailable) as err:
+    except (ConfigError, data.DataError, TrackingUnavailable, WeightFileError) as err:
         _fail_job(err, 2)
     except Diverged as err:  # the run is already FAILED with this message; the last good checkpoint is kept
         _fail_job(err, 1)

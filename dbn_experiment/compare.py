@@ -178,7 +178,13 @@ def group_runs(
         every = sorted({k for p in params for k in p} - {"seed"})
         varying = [k for k in every if len({p.get(k, "") for p in params}) > 1]
         kept: list[str] = []
-        for k in sorted(varying, key=lambda k: (max(len(p.get(k, "")) for p in params), k)):
+
+        # A key every run has (model.kind) names a group better than one some runs lack (a weight file's run has
+        # no train.*); then shorter values first.
+        def rank(k: str) -> tuple[bool, int, str]:
+            return (any(k not in p for p in params), max(len(p.get(k, "")) for p in params), k)
+
+        for k in sorted(varying, key=rank):
             if not (kept and _determined_by(params, kept, k)):
                 kept.append(k)
         keys = [k for k in varying if k in kept]

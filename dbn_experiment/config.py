@@ -20,8 +20,10 @@ problem raises :class:`ConfigError` with one line that names the key, the value 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +34,9 @@ from omegaconf.errors import OmegaConfBaseException
 from dbn_jax.data import DataConfig
 from dbn_jax.train import TrainSettings
 
-MODEL_KINDS = ("dbn", "mlp")
+MODEL_KINDS = ("dbn", "mlp", "weights")
+WEIGHTS_KEYS = ("path", "layers", "transpose", "initial_path")  # read by model.kind=weights only
+WEIGHT_FORMATS = "a .safetensors, .npz or PyTorch .pt/.pth/.bin file"
 
 
 class ConfigError(ValueError):
@@ -46,17 +50,42 @@ def _require(ok: bool, name: str, value: Any, allowed: str) -> None:
 
 @dataclass
 class ModelConfig:
-    """``kind``: ``dbn`` (stacked RBMs, greedy CD) or ``mlp`` (the supervised baseline); ``hidden``: the layer
-    sizes."""
+    """``kind``: ``dbn`` (stacked RBMs, greedy CD), ``mlp`` (the supervised baseline) or ``weights`` (no training:
+    a network read from a file); ``hidden``: the layer sizes (``dbn``, ``mlp``; a file gives its own).
+
+    ``kind=weights`` (``model=weights``, ``dbn_jax.weights_file``): ``path`` the weight file (``.safetensors``,
+    ``.npz``, ``.pt``/``.pth``/``.bin``), ``layers`` the matrices to take, bottom first (null: every 2-D tensor in
+    natural name order), ``transpose`` for ``(out, in)`` storage (PyTorch's ``Linear``), ``initial_path`` the same
+    network before training (null: no "initial vs trained"). ``input_shape`` (every kind): the image shape
+    ``[height, width]`` of the input layer, for the receptive fields and EMD clusters; null: no image, those
+    analyses are skipped."""
 
     hidden: list[int] = field(default_factory=lambda: [500, 500, 2000])
     kind: str = "dbn"
+    path: str | None = None
+    layers: list[str] | None = None
+    transpose: bool = False
+    initial_path: str | None = None
+    input_shape: list[int] | None = field(default_factory=lambda: [28, 28])
 
     def __post_init__(self) -> None:
         _require(len(self.hidden) >= 1, "hidden", self.hidden, "a non-empty list of sizes >= 1")
         for i, n in enumerate(self.hidden):
             _require(n >= 1, f"hidden[{i}]", n, "an integer >= 1")
         _require(self.kind in MODEL_KINDS, "kind", self.kind, " | ".join(MODEL_KINDS))
+        shape = self.input_shape
+        shape_ok = shape is None or (len(shape) == 2 and min(shape) >= 1)
+        _require(shape_ok, "input_shape", shape, "null (no image) or [height, width], integers >= 1")
+        if self.kind == "weights":
+            _require(bool(self.path), "path", self.path, f"the weight file: {WEIGHT_FORMATS}")
+            layers_ok = self.layers is None or len(self.layers) >= 1
+            allowed = "null (every 2-D tensor, in natural name order) or the matrices' names, bottom first"
+            _require(layers_ok, "layers", self.layers, allowed)
+        else:
+            for key in WEIGHTS_KEYS:
+                value = getattr(self, key)
+                allowed = f"unset with model.kind={self.kind} (a network from a file: model=weights)"
+                _require(value is None or value is False, key, value, allowed)
 
 
 @dataclass
@@ -133,6 +162,7 @@ def validate(cfg: DictConfig) -> ExperimentConfig:
     seed, resume = cfg.get("seed", 0), cfg.get("resume", None)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"invalid config: seed={seed!r}; allowed: an integer >= 0")
+    _check_weights_node(cfg)
     c = ExperimentConfig(
         seed=seed,
         resume=None if resume is None else str(resume),
@@ -152,8 +182,8 @@ def validate(cfg: DictConfig) -> ExperimentConfig:
     if c.resume is not None:
         if c.model.kind != "dbn":
             raise ConfigError(
-                f"invalid config: resume={c.resume!r}; allowed: null with model.kind=mlp (resume continues the "
-                "layer-wise DBN training only)"
+                f"invalid config: resume={c.resume!r}; allowed: null with model.kind={c.model.kind} (resume "
+                "continues the layer-wise DBN training only)"
             )
         marks = ("checkpoint", "config.yaml", os.path.join(".hydra", "config.yaml"))
         if not any(os.path.exists(os.path.join(c.resume, m)) for m in marks):
@@ -175,28 +205,52 @@ def validate(cfg: DictConfig) -> ExperimentConfig:
     return c
 
 
-def make_callbacks(cfg: DictConfig, model: ModelConfig, n_visible: int | None) -> dict[str, Any]:
+def _check_weights_node(cfg: DictConfig) -> None:
+    """``model.kind=weights``: a weight file given, and no ``model.hidden`` (the file has its own layer sizes)."""
+    model = cfg.get("model")
+    if model is None or OmegaConf.select(cfg, "model.kind", default=None) != "weights":
+        return
+    if OmegaConf.is_missing(model, "path"):
+        raise ConfigError(
+            f"invalid config: model.path=???; allowed: the weight file: {WEIGHT_FORMATS}, e.g. "
+            "model.path=mlp.safetensors"
+        )
+    if "hidden" in model:
+        raise ConfigError(
+            f"invalid config: model.hidden={OmegaConf.to_container(model.hidden)}; allowed: unset with "
+            "model.kind=weights (the layer sizes are the weight file's)"
+        )
+
+
+def make_callbacks(
+    cfg: DictConfig, model: ModelConfig, n_visible: int | None, sizes: Sequence[int] | None = None
+) -> dict[str, Any]:
     """Instantiate ``analysis.callbacks`` (a dict: name -> ``_target_`` and parameters), in their order, and
-    check each against the network (``check_network(sizes)`` where a callback has it; ``n_visible`` None skips
-    the input layer's size). An invalid parameter is a :class:`ConfigError` naming the key the user sets: the
-    shared key (``analysis.n_clusters``) when the parameter interpolates one, else
-    ``analysis.callbacks.<name>.<parameter>``."""
+    check each against the network (``check_network(sizes)`` where a callback has it): ``sizes`` the layer sizes,
+    input first, by default ``[n_visible, *model.hidden]`` (``n_visible`` None: 0, the input layer's size
+    unchecked); with ``model.kind=weights`` and no ``sizes`` (the file not read yet), unchecked. A callback with an
+    ``input_shape`` parameter takes ``model.input_shape``. An invalid parameter is a :class:`ConfigError` naming
+    the key the user sets: the shared key (``analysis.n_clusters``, ``model.input_shape``) when the parameter
+    takes one, else ``analysis.callbacks.<name>.<parameter>``."""
     nodes = OmegaConf.select(cfg, "analysis.callbacks", default=None) or {}
     if not OmegaConf.is_dict(nodes) and not isinstance(nodes, dict):
         raise ConfigError(
             "invalid config: analysis.callbacks; allowed: a dict of name -> {_target_: ..., parameters}"
         )
     out = {}
-    sizes = [n_visible or 0, *model.hidden]
+    if sizes is None and model.kind != "weights":
+        sizes = [n_visible or 0, *model.hidden]
     for name in nodes:
         node = nodes[name]
         if node is None:  # removed by an override (analysis.callbacks.<name>=null)
             continue
         try:
             callback = instantiate(node, _convert_="all")
+            if dataclasses.is_dataclass(callback) and "input_shape" in _field_names(callback):
+                callback = dataclasses.replace(callback, input_shape=model.input_shape)
             check = getattr(callback, "check_network", None)
-            if check is not None:
-                check(sizes)
+            if check is not None and sizes is not None:
+                check(list(sizes))
         except Exception as err:  # noqa: BLE001 - instantiate wraps the callback's ValueError
             cause = err
             while cause.__cause__ is not None and not isinstance(cause, ValueError):
@@ -206,6 +260,10 @@ def make_callbacks(cfg: DictConfig, model: ModelConfig, n_visible: int | None) -
     return out
 
 
+def _field_names(obj: Any) -> set[str]:
+    return {f.name for f in dataclasses.fields(obj) if f.init}
+
+
 def _callback_error(name: str, node: Any, err: Exception) -> ConfigError:
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     m = _INVALID.match(text)
@@ -213,6 +271,8 @@ def _callback_error(name: str, node: Any, err: Exception) -> ConfigError:
         return ConfigError(f"invalid config: analysis.callbacks.{name}: {text}")
     param, rest = m.groups()
     head = re.split(r"[.\[]", param, maxsplit=1)[0]
+    if head == "input_shape":  # the app sets it from model.input_shape (make_callbacks)
+        return ConfigError(f"invalid config: model.{param}={rest}")
     raw = OmegaConf.to_container(node, resolve=False).get(head) if OmegaConf.is_dict(node) else None
     if isinstance(raw, str) and re.fullmatch(r"\$\{[\w.]+\}", raw):
         key = raw[2:-1] + param[len(head) :]

@@ -61,7 +61,7 @@ def check_reachable(uri: str, attempts: int = 3, timeout: float = 4.0, pause: fl
     )
 
 
-def retry(fn: Callable[[], T], *, attempts: int = 8, base_delay: float = 0.1) -> T:
+def retry(fn: Callable[[], T], *, attempts: int = 12, base_delay: float = 0.1) -> T:
     """Call ``fn``; on a transient store error (``database is locked``, a dropped connection, HTTP 429/502/503)
     wait ``base_delay * 2**i`` seconds (at most 5) and try again."""
     transient = ("database is locked", "connection", "timed out", "temporarily", "503", "502", "429")

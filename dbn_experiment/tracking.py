@@ -99,10 +99,14 @@ class NullTracker:
         self.images: dict[str, list[tuple[int, Any]]] = defaultdict(list)
         self.files, self.artifacts, self.inputs, self.models = LazyFiles(), [], [], []
 
-    def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> None:
+    def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any],
+                  on_created: Callable[[], Any] | None = None) -> None:  # fmt: skip
+        """Start the run; ``on_created()`` is called once it exists (here at once: there is no store)."""
         self.params = {k: str(v) for k, v in params.items()}
         self.tags = {k: str(v) for k, v in tags.items()}
         self.status = "RUNNING"
+        if on_created is not None:
+            on_created()
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
         for k, v in metrics.items():
@@ -162,9 +166,7 @@ class MlflowTracker(NullTracker):
         if isinstance(system_metrics_interval, bool) or not (
             isinstance(system_metrics_interval, int | float) and system_metrics_interval > 0
         ):
-            raise ValueError(
-                f"invalid system_metrics_interval: {system_metrics_interval!r}; allowed: seconds > 0"
-            )
+            raise ValueError(f"invalid system_metrics_interval: {system_metrics_interval!r}; allowed: seconds > 0")
         if register_model is not None and not (isinstance(register_model, str) and register_model.strip()):
             raise ValueError(f"invalid register_model: {register_model!r}; allowed: null or a model name")
         if os.environ.get("MLFLOW_TRACKING_URI"):
@@ -213,10 +215,11 @@ class MlflowTracker(NullTracker):
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_id = get_or_create_experiment(self.client, self.experiment, self.artifact_location)
 
-    def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> None:
+    def start_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any],
+                  on_created: Callable[[], Any] | None = None) -> None:  # fmt: skip
         """Create the run (a child of the sweep's parent inside a multirun) with its params (values over MLflow's
         limit truncated, tagged ``params_truncated``) and tags, on the writer: ``self.run_id`` is set once it
-        exists (after :meth:`wait` at the latest)."""
+        exists (after :meth:`wait` at the latest), and ``on_created()`` is then called, on the writer."""
         parent = _JOB.get("parent_run_id")
         self.status = "RUNNING"
 
@@ -224,6 +227,8 @@ class MlflowTracker(NullTracker):
             self.run_id = create_run(self.client, self.experiment_id, run_name, params, tags, parent)
             if parent:
                 _JOB["run_id"] = self.run_id
+            if on_created is not None:
+                on_created()
             if self.system_metrics:
                 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 

@@ -203,6 +203,10 @@ def test_kill_9_then_resume_is_bit_identical_with_the_whole_record(kill_env, tmp
 
     env, ref = kill_env
     work = tmp_path / "work"
+    work.mkdir()
+    # An existing store (as for every run after a user's first): creating one takes the writer seconds, in which
+    # this small run could finish training before its run exists.
+    MlflowClient(f"sqlite:///{work / 'mlflow.db'}").search_experiments()
     first = _app([f"tracking._target_={tracker}", f"hydra.run.dir={work}/first"], work, env)
     state = work / "first" / "checkpoint" / "state.npz"
     _wait_for_checkpoint(first, state, kill_at)
