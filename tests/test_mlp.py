@@ -141,4 +141,6 @@ def test_mlp_run_end_to_end(cli, tmp_path):
     assert sorted(m.step for m in history) == [0, 1, 2]
     for key in ("train/mlp/loss", "graph/all/assortativity", "clusters/h1/out/pearson_k_s", "readout/h3/accuracy"):
         assert key in run.data.metrics, key
-    assert [layer.w.shape for layer in load_dbn(tmp_path / "out" / "model")] == [(784, 64), (64, 32), (32, 64)]
+    # the hidden layers and the output layer (the pyfunc model predicts class probabilities with it)
+    shapes = [layer.w.shape for layer in load_dbn(tmp_path / "out" / "model")]
+    assert shapes == [(784, 64), (64, 32), (32, 64), (64, 10)]
