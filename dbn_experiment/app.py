@@ -220,7 +220,6 @@ class _Job:
         self.record: list[list[Any]] = []  # [key, step, value] of every metric logged, in order
         self.replayed: set[tuple[str, int]] = set()  # (key, step) taken over from an earlier process
         self.seconds: dict[str, float] = defaultdict(float)
-        self.noted = False  # tracking.json written
 
     def _fresh(self, metrics: dict[str, float], step: int) -> dict[str, float]:
         """The metrics not logged yet at ``step`` (a resumed run recomputes some the earlier process logged)."""
@@ -244,16 +243,14 @@ class _Job:
         self.replayed = {(key, int(step)) for key, step, _ in record}
 
     def note_run(self) -> None:
-        """Once the tracker has created the run: ``tracking.json``, which run this output dir belongs to (a
-        resumed job's new run replaces the dead one's)."""
-        if self.tracker.run_id is not None and not self.noted:
-            self.noted = True
+        """``tracking.json``, which run this output dir belongs to (a resumed job's new run replaces the dead
+        one's): the tracker calls it once the run exists (``start_run(on_created=...)``)."""
+        if self.tracker.run_id is not None:
             where = {"run_id": self.tracker.run_id, "uri": self.tracker.uri}
             checkpoint.atomic_write_bytes(self.output_dir / "tracking.json", json.dumps(where).encode())
 
     def save_checkpoint(self, event: EpochEnd) -> None:
         """The training state after ``event`` and the record so far, written atomically by the job itself."""
-        self.note_run()
         checkpoint.save_state(
             self.output_dir / "checkpoint" / "state.npz",
             layer=event.layer,
@@ -304,10 +301,10 @@ def run(cfg: DictConfig) -> float | None:
             "jax_version": jax.__version__, "dataset_source": ds.source, "dataset_digest": ds.digest(),
             "dataset_n_train": ds.x_train.shape[0], "dataset_n_test": ds.x_test.shape[0],
             "output_dir": os.path.abspath(output_dir), "config_fingerprint": job.fingerprint,
-            "config_hash": config_hash(_resolved(cfg)), **_git_info(),
+            "config_hash": config_hash(_resolved(cfg), _weights_extra(stacks)), **_git_info(),
             **_package_versions(), **({"resumed_from": c.resume} if c.resume else {}),
         }  # fmt: skip
-        tags.update(_weights_tags(cfg, stacks))
+        tags.update(_weights_tags(stacks))
         # tracking.json names the run as soon as it exists, whatever the job is doing then.
         tracker.start_run(",".join(overrides) or "default", _params(cfg), tags, on_created=job.note_run)
         if stacks is None:  # a weight file's run reads no data
@@ -323,10 +320,12 @@ def run(cfg: DictConfig) -> float | None:
                 raise ConfigError(f"invalid config: resume={c.resume!r}: {err}") from None
         job.replay(record)
         with _sigterm_raises():
+            _log_config_files(tracker, output_dir)
             if stacks is not None:
                 objective = _analyse_and_log(job, cfg, stacks, callbacks)
             else:
                 objective = _train_and_log(job, cfg, ds, callbacks, start)
+            _log_job_log(tracker, output_dir)
             job.log_metrics({"time/run_seconds": time.perf_counter() - t_run}, 0)
     except (KeyboardInterrupt, Terminated) as err:
         tracker.end_run("KILLED", f"{type(err).__name__}: {err}")
@@ -336,6 +335,21 @@ def run(cfg: DictConfig) -> float | None:
         raise
     tracker.end_run("FINISHED")
     return objective
+
+
+def _log_config_files(tracker: Any, output_dir: Path) -> None:
+    """Hydra's copy of the config and overrides (``hydra/``) and the resolved ``config.yaml``."""
+    hydra_dir = output_dir / ".hydra"
+    if hydra_dir.is_dir():
+        tracker.log_artifacts(hydra_dir, "hydra")
+    tracker.log_artifact(output_dir / "config.yaml")
+
+
+def _log_job_log(tracker: Any, output_dir: Path) -> None:
+    """The job's log file (``logs/``), once the run's work is done."""
+    log_file = output_dir / f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else None
+    if log_file is not None and log_file.exists():
+        tracker.log_artifact(log_file, "logs")
 
 
 def _data_inputs(ds: data.Dataset) -> list[DataInput]:
@@ -385,17 +399,22 @@ def _read_weights(c: ExperimentConfig) -> tuple[WeightStack, WeightStack | None]
     return trained, initial
 
 
-def _weights_tags(cfg: DictConfig, stacks: tuple[WeightStack, WeightStack | None] | None) -> dict[str, Any]:
-    """The weight file(s) of a ``model.kind=weights`` run: absolute path, SHA-256, format, layers and sizes; its
-    ``config_hash`` also covers the layer sizes (two files of one config can differ). Empty for other runs."""
+def _weights_extra(stacks: tuple[WeightStack, WeightStack | None] | None) -> dict[str, Any] | None:
+    """What a weight file adds to its run's ``config_hash``: the layer sizes (two files of one config can
+    differ); None for other runs."""
+    return None if stacks is None else {"weights_sizes": "-".join(map(str, stacks[0].sizes))}
+
+
+def _weights_tags(stacks: tuple[WeightStack, WeightStack | None] | None) -> dict[str, Any]:
+    """The weight file(s) of a ``model.kind=weights`` run: absolute path, SHA-256, format, layers and sizes.
+    Empty for other runs."""
     if stacks is None:
         return {}
     trained, initial = stacks
-    sizes = "-".join(map(str, trained.sizes))
     tags = {
         "weights_path": str(trained.path.resolve()), "weights_sha256": trained.sha256,
-        "weights_format": trained.format, "weights_layers": ", ".join(trained.names), "weights_sizes": sizes,
-        "config_hash": config_hash(_resolved(cfg), {"weights_sizes": sizes}),
+        "weights_format": trained.format, "weights_layers": ", ".join(trained.names),
+        "weights_sizes": "-".join(map(str, trained.sizes)),
     }  # fmt: skip
     if initial is not None:
         tags["weights_initial_path"] = str(initial.path.resolve())
@@ -411,11 +430,6 @@ def _analyse_and_log(
     results; no read-out (the file gives no activation functions or biases to propagate data with)."""
     c, tracker, output_dir = job.c, job.tracker, job.output_dir
     trained, initial = stacks
-    hydra_dir = output_dir / ".hydra"
-    if hydra_dir.is_dir():
-        tracker.log_artifacts(hydra_dir, "hydra")
-    tracker.log_artifact(output_dir / "config.yaml")
-    job.note_run()
     layers = [RBMParams(w.astype(np.float32), np.zeros(w.shape[0], np.float32), np.zeros(w.shape[1], np.float32))
               for w in trained.weights]  # fmt: skip
     meta = {"seed": c.seed, "config": OmegaConf.to_container(cfg.model), "fingerprint": job.fingerprint,
@@ -438,9 +452,6 @@ def _analyse_and_log(
         job.seconds[name] += seconds
     if job.seconds:
         job.log_metrics({f"time/analysis/{k}_seconds": v for k, v in job.seconds.items()}, 0)
-    log_file = output_dir / f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else None
-    if log_file is not None and log_file.exists():
-        tracker.log_artifact(log_file, "logs")
 
 
 def _resume_point(c: ExperimentConfig, fingerprint: str, ds: data.Dataset) -> tuple[Any, list]:
@@ -466,10 +477,6 @@ def _resume_point(c: ExperimentConfig, fingerprint: str, ds: data.Dataset) -> tu
 
 def _train_and_log(job: _Job, cfg: DictConfig, ds: data.Dataset, callbacks: dict[str, Any], start: Any) -> Any:
     c, tracker, output_dir = job.c, job.tracker, job.output_dir
-    hydra_dir = output_dir / ".hydra"
-    if hydra_dir.is_dir():
-        tracker.log_artifacts(hydra_dir, "hydra")
-    tracker.log_artifact(output_dir / "config.yaml")
     n_mon = c.monitor.n_samples
     key = jax.random.key(c.seed)
     if c.model.kind == "mlp":  # the supervised baseline: same architecture, data and update rule, backprop
@@ -512,7 +519,6 @@ def _train_and_log(job: _Job, cfg: DictConfig, ds: data.Dataset, callbacks: dict
                 log.info("layer h%d trained in %.1f s", event.layer, elapsed)
                 t_layer = time.perf_counter()
             job.save_checkpoint(event)
-    job.note_run()
     if job.seconds:
         job.log_metrics({f"time/analysis/{k}_seconds": v for k, v in job.seconds.items()}, 0)
     meta = {"seed": c.seed, "config": OmegaConf.to_container(cfg.model), "fingerprint": job.fingerprint,
@@ -528,9 +534,6 @@ def _train_and_log(job: _Job, cfg: DictConfig, ds: data.Dataset, callbacks: dict
         job.log_metrics({**acc, "time/readout_seconds": time.perf_counter() - t0}, 0)
         objective = acc[f"readout/h{len(layers)}/accuracy"]
         log.info("read-out accuracy: %s", {k: round(v, 4) for k, v in acc.items()})
-    log_file = output_dir / f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else None
-    if log_file is not None and log_file.exists():
-        tracker.log_artifact(log_file, "logs")
     return objective
 
 

@@ -126,3 +126,14 @@ def metric_histories(store: str, run_id: str) -> dict[str, list[tuple[int, float
     client = MlflowClient(store)
     keys = client.get_run(run_id).data.metrics
     return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in keys}
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """The URL of an ``mlflow server`` on a SQLite backend for the module's tests (stopped after them)."""
+    root = tmp_path_factory.mktemp("server")
+    url, proc = start_mlflow_server(f"sqlite:///{root / 'server.db'}", root / "artifacts", root / "server.log", 90)
+    try:
+        yield url
+    finally:
+        stop_mlflow_server(proc)

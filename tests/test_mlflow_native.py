@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import run_cli
+from test_app import _compose
 from test_data import write_idx_folder
 
 from dbn_experiment.app import config_hash
@@ -139,13 +140,10 @@ def test_config_hash_tag(smoke_run) -> None:
 
 
 def test_config_hash_across_seeds_and_settings() -> None:
-    from hydra import compose, initialize_config_module
-
     from dbn_experiment.app import _resolved
 
     def h(*overrides: str) -> str:
-        with initialize_config_module("dbn_experiment.conf", version_base="1.3"):
-            return config_hash(_resolved(compose("config", overrides=list(overrides))))
+        return config_hash(_resolved(_compose(list(overrides))))
 
     base = h("experiment=smoke")
     assert h("experiment=smoke", "seed=3") == base

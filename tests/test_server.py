@@ -5,18 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import start_mlflow_server, stop_mlflow_server
 from mlflow.tracking import MlflowClient
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("server")
-    url, proc = start_mlflow_server(f"sqlite:///{root / 'server.db'}", root / "artifacts", root / "server.log", 90)
-    try:
-        yield url
-    finally:
-        stop_mlflow_server(proc)
 
 
 @pytest.mark.slow  # a server and a sweep; test_postgres.py covers the same path on PostgreSQL

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import free_port, start_mlflow_server, stop_mlflow_server
+from conftest import free_port
 from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -233,16 +233,6 @@ def slurm(tmp_path_factory):
                 time.sleep(1)
         for proc in reversed(procs):
             _stop(proc)
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("slurm-server")
-    url, proc = start_mlflow_server(f"sqlite:///{root / 'server.db'}", root / "artifacts", root / "server.log", 90)
-    try:
-        yield url
-    finally:
-        stop_mlflow_server(proc)
 
 
 def _sweep_command(overrides: list[str], url: str, sweep_dir: Path) -> list[str]:

@@ -19,9 +19,9 @@ import networkx as nx
 import numpy as np
 import pytest
 from conftest import REPO, run_cli, store_runs
-from hydra import compose, initialize_config_module
 from mlflow.tracking import MlflowClient
 from safetensors.numpy import save_file
+from test_app import _compose
 
 from analysis.callbacks import analyze_weights
 from dbn_experiment.config import ConfigError, make_callbacks, validate
@@ -164,8 +164,7 @@ def test_a_weight_file_is_analysed_and_logged_like_a_trained_network(cli_runs):
     assert "model.hidden" not in params
     # The same metrics, with the same values, as the end-of-training analysis of a trained network of these
     # shapes with the same callbacks (what a trained run logs at its TrainEnd).
-    with initialize_config_module("dbn_experiment.conf", version_base="1.3"):
-        cfg = compose("config", overrides=GOOD)
+    cfg = _compose(GOOD)
     c = validate(cfg)
     callbacks = make_callbacks(cfg, c.model, n_visible=784, sizes=[784, 32, 16])
     weights = [TRAINED["0.weight"].astype(np.float32).T, TRAINED["2.weight"].astype(np.float32).T]
@@ -243,11 +242,6 @@ def _check_failed_by_the_analysis(proc: subprocess.CompletedProcess) -> None:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "the analysis of mlp.safetensors failed" in errors[0], proc.stderr
     assert "all zero" in errors[0] and "Traceback" not in proc.stderr
-
-
-def _compose(overrides: list[str]):
-    with initialize_config_module("dbn_experiment.conf", version_base="1.3"):
-        return compose("config", overrides=overrides)
 
 
 @pytest.mark.parametrize(
